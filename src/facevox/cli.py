@@ -1,0 +1,54 @@
+"""The ``facevox`` command: one verb per stage, each a thin ``main`` over the library.
+
+Each verb module exposes ``add_arguments(parser)`` and ``run(args) -> int`` and keeps heavy imports
+inside ``run``, so ``facevox --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from facevox.config import ConfigError
+from facevox.logs import setup_logging
+
+# verb -> (module, one-line help)
+VERBS: dict[str, tuple[str, str]] = {
+    "synth": ("facevox.synth.cli", "generate the synthetic talking world (people, clips, ground truth)"),
+}
+
+log = logging.getLogger("facevox")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facevox", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: INFO)")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb, (module, help_text) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return 2
+    setup_logging(args.log_level)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ConfigError as err:
+        log.error("config error: %s", err)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
