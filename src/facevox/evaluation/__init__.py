@@ -1,0 +1,1 @@
+"""Evaluation: identity, sync, content and quality metrics on generated clips."""

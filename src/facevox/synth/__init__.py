@@ -1,0 +1,1 @@
+"""The synthetic talking world: procedural people (face + voice) and their dialogue clips."""
