@@ -28,11 +28,18 @@ def _haar() -> cv2.CascadeClassifier:
     return cascade
 
 
+@functools.cache
+def _clahe() -> cv2.CLAHE:
+    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+
+
 def detect_faces(image: np.ndarray, min_size: int = 32) -> np.ndarray:
     """Haar frontal-face detections, ``(N, 4)`` float boxes ``x0, y0, x1, y1``."""
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
-    gray = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    # local contrast equalisation (CLAHE) so that faces darker than their surroundings keep the
+    # eye/brow/cheek contrast the cascade looks for
+    gray = _clahe().apply(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
     found = _haar().detectMultiScale(gray, HAAR_SCALE_FACTOR, HAAR_MIN_NEIGHBORS, minSize=(min_size, min_size))
     if len(found) == 0:
         return np.zeros((0, 4), np.float32)

@@ -21,6 +21,8 @@ from facevox.synth.face import FaceIdentity, FaceRenderer, HeadPose
 from facevox.synth.voice import VoiceIdentity, speech_envelope, synthesize
 from facevox.synth.words import random_sentence
 
+EXPOSURE_TARGET = 0.5  # mean luminance the camera aims for on the darkest face
+
 
 @dataclass(frozen=True)
 class Person:
@@ -205,6 +207,10 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
         cv2.ellipse(base, (int(cx), int(cy + S * 0.75)), (int(S * 0.55), int(S * 0.32)), 0, 180, 360, cloth, -1,
                     cv2.LINE_AA)
         cv2.rectangle(base, (int(cx - S * 0.55), int(cy + S * 0.75)), (int(cx + S * 0.55), H), cloth, -1)
+    # camera auto-exposure metered on the darkest face (skin albedo under the clip's nominal shading)
+    lum = [float(np.dot(person.face.skin, (0.2126, 0.7152, 0.0722))) * (plan.ambient + (1 - plan.ambient) * 0.7)
+           for person in plan.people]
+    gain = float(np.clip(EXPOSURE_TARGET / min(lum), 1.0, 2.5))
     frames = np.empty((T, H, W, 3), np.uint8)
     boxes: list[list[list[float]]] = [[] for _ in plan.people]
     yaws: list[list[float]] = [[] for _ in plan.people]
@@ -230,6 +236,7 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
             else:
                 boxes[p].append([0.0, 0.0, 0.0, 0.0])
             yaws[p].append(round(yaw, 2))
+        img = np.minimum(img * gain, 1.0)
         if plan.blur > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), plan.blur)
         if plan.noise > 0:
@@ -271,7 +278,7 @@ def plan_still(person: Person, cfg: SynthConfig, rng: np.random.Generator, clip_
     head_px = float(min(rng.uniform(0.7, 0.95) * H, 0.92 * W * 1.35))
     yaw = float(rng.uniform(-1, 1) * cfg.max_yaw)
     return ClipPlan(
-        clip_id=clip_id, split=person.split, people=[person], segments=[], tracks=[np.zeros(1, np.float32)],
+        clip_id=clip_id, split=person.split, people=[person], segments=[], tracks=[np.zeros(int(cfg.sample_rate // cfg.fps) + 1, np.float32)],
         duration=1 / cfg.fps, num_frames=1,
         centres=[(float(W * rng.uniform(0.42, 0.58)), float(H * rng.uniform(0.40, 0.50)))], head_px=head_px,
         base_pose=[(yaw, float(rng.uniform(-0.5, 0.5) * cfg.max_pitch), float(rng.uniform(-0.5, 0.5) * cfg.max_roll))],

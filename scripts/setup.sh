@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Create or reuse the project virtual environment and install everything facevox needs.
+# Idempotent: reruns only reinstall when pyproject.toml changed. Used by `make demo` and `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+# Debian packages: espeak-ng and sox make the synthetic voices.
+missing=()
+for bin in espeak-ng sox; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null
+  else
+    echo "setup: facevox needs the Debian packages espeak-ng and sox (missing: ${missing[*]})." >&2
+    echo "       install them with: sudo apt-get install -y espeak-ng sox" >&2
+    exit 1
+  fi
+fi
+
+stamp="$VENV/.facevox-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
+# torch first: the CPU wheel 2.13.0 lies on disk here; on a GPU machine install the CUDA build of
+# torch 2.13.0 before running this script and the pin below is already met.
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e ".[recognisers,dev]"
+# face_recognition's metadata asks for a source build of dlib; dlib-bin (above) provides it.
+"${PIP[@]}" --no-deps "face_recognition>=1.3"
+"$VENV/bin/python" -c "import torch, cv2, dlib, face_recognition, resemblyzer, av; print('setup: ok, torch', torch.__version__)"
+echo "$want" > "$stamp"
