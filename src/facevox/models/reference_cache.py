@@ -1,0 +1,41 @@
+"""Step-independent reference keys / values, computed once per sample and reused at every step.
+
+Shape legend: ``B`` batch, ``H`` heads, ``Nr`` reference tokens (padded), ``Dh`` head width,
+``S`` identity slots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ReferenceKV:
+    """One block's reference keys (RoPE applied) and values for one tower."""
+
+    k: Tensor  # (B, H, Nr, Dh)
+    v: Tensor  # (B, H, Nr, Dh)
+    valid: Tensor  # (B, Nr) bool, False for padding views / frames / groups
+
+
+@dataclass(frozen=True)
+class ReferenceCache:
+    """Per-block reference K/V of both towers plus what forward needs to check it fits.
+
+    ``video`` / ``audio``: one :class:`ReferenceKV` per block, or None when that modality has no
+    references. ``slot_present``: (B, S) bool, which identity slots have a reference in either
+    modality (caption tags may only name those). ``video_frames`` / ``audio_tokens``: the target
+    lengths the reference positions were laid out after.
+    """
+
+    video: tuple[ReferenceKV, ...] | None
+    audio: tuple[ReferenceKV, ...] | None
+    slot_present: Tensor
+    video_frames: int
+    audio_tokens: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.slot_present.shape[0]

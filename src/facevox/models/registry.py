@@ -1,0 +1,81 @@
+"""Named model sizes.
+
+``debug`` (tests, milliseconds), ``tiny`` (the CPU demo), ``small``, ``ovi-11b`` (real size: a
+Wan2.2-TI2V-5B video tower and a symmetric audio tower on MMAudio latents, ~5.5B parameters each)
+and ``iap-5b`` (the same towers with the release's reference parameterisation: a full reference copy
+in the video tower, shared weights in the audio tower, voices from index 630; mapping it onto the
+release checkpoint is issue 9).
+"""
+
+from __future__ import annotations
+
+from facevox.alignment import PRESETS
+from facevox.models.config import DualTowerConfig, TowerConfig
+
+_OVI_SCALE = round(PRESETS["ovi"].rope_time_scale, 5)  # 0.19676, Ovi's audio.json value
+_TINY_SCALE = PRESETS["tiny"].rope_time_scale
+
+SIZES: dict[str, DualTowerConfig] = {
+    "debug": DualTowerConfig(
+        name="debug",
+        video=TowerConfig(in_channels=4, dim=32, heads=2, ffn_dim=64, ref_lora_rank=4),
+        audio=TowerConfig(
+            in_channels=6, dim=24, heads=2, ffn_dim=48, ref_lora_rank=4, embed_kernel=3, embed_multiple_of=8
+        ),
+        depth=2,
+        text_dim=16,
+        freq_dim=32,
+        max_slots=6,
+        rope_time_scale=_TINY_SCALE,
+        audio_ref_slot_gap=32,
+    ),
+    "tiny": DualTowerConfig(
+        name="tiny",
+        video=TowerConfig(in_channels=4, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16),
+        audio=TowerConfig(
+            in_channels=8, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16, embed_multiple_of=32
+        ),
+        depth=4,
+        text_dim=384,
+        freq_dim=128,
+        rope_time_scale=_TINY_SCALE,
+        audio_ref_slot_gap=64,
+    ),
+    "small": DualTowerConfig(
+        name="small",
+        video=TowerConfig(in_channels=16, dim=384, heads=6, ffn_dim=1536, ref_lora_rank=32),
+        audio=TowerConfig(
+            in_channels=20, dim=384, heads=6, ffn_dim=1536, ref_lora_rank=32, embed_multiple_of=64
+        ),
+        depth=8,
+        text_dim=384,
+        rope_time_scale=_TINY_SCALE,
+        audio_ref_slot_gap=128,
+    ),
+    "ovi-11b": DualTowerConfig(
+        name="ovi-11b",
+        video=TowerConfig(in_channels=48, dim=3072, heads=24, ffn_dim=14336, ref_lora_rank=128),
+        audio=TowerConfig(in_channels=20, dim=3072, heads=24, ffn_dim=14336, ref_lora_rank=128),
+        depth=30,
+        text_dim=4096,
+        rope_time_scale=_OVI_SCALE,
+        audio_ref_slot_gap=192,
+    ),
+    "iap-5b": DualTowerConfig(
+        name="iap-5b",
+        video=TowerConfig(in_channels=48, dim=3072, heads=24, ffn_dim=14336, ref_params="copy"),
+        audio=TowerConfig(in_channels=20, dim=3072, heads=24, ffn_dim=14336, ref_params="shared"),
+        depth=30,
+        text_dim=4096,
+        rope_time_scale=_OVI_SCALE,
+        audio_ref_start=630,
+        audio_ref_slot_gap=187,
+    ),
+}
+
+
+def get_config(name: str) -> DualTowerConfig:
+    """A named size; ValueError lists the names on a miss."""
+    if name not in SIZES:
+        raise ValueError(f"unknown model size {name!r}; known: {sorted(SIZES)}")
+    return SIZES[name]

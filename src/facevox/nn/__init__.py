@@ -1,0 +1,1 @@
+"""Generic layers shared by the models: RoPE, attention, norms, modulation, MLPs, embeddings."""
