@@ -12,7 +12,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-# Detector settings used everywhere a face is looked for (curation, pipeline, bars).
+# Detector settings used everywhere a face is looked for (curation, pipeline, bars). Of OpenCV's
+# frontal-face cascades, alt2 holds up best under yaw on our faces (benchmarks/face_detectors.py).
+HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"
 HAAR_SCALE_FACTOR = 1.05
 HAAR_MIN_NEIGHBORS = 3
 SAME_PERSON_DISTANCE = 0.6  # dlib's convention: embeddings closer than this are one person
@@ -22,24 +24,17 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's convention: embeddings closer than this are
 def _haar() -> cv2.CascadeClassifier:
     if not hasattr(cv2, "data"):
         raise RuntimeError("this OpenCV has no Haar cascades (OpenCV 5 dropped them): pip install 'opencv-python-headless<5'")
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE)
     if cascade.empty():
-        raise RuntimeError("OpenCV's haarcascade_frontalface_default.xml could not be loaded")
+        raise RuntimeError(f"OpenCV's {HAAR_CASCADE} could not be loaded")
     return cascade
-
-
-@functools.cache
-def _clahe() -> cv2.CLAHE:
-    return cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
 
 
 def detect_faces(image: np.ndarray, min_size: int = 32) -> np.ndarray:
     """Haar frontal-face detections, ``(N, 4)`` float boxes ``x0, y0, x1, y1``."""
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
-    # local contrast equalisation (CLAHE) so that faces darker than their surroundings keep the
-    # eye/brow/cheek contrast the cascade looks for
-    gray = _clahe().apply(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
     found = _haar().detectMultiScale(gray, HAAR_SCALE_FACTOR, HAAR_MIN_NEIGHBORS, minSize=(min_size, min_size))
     if len(found) == 0:
         return np.zeros((0, 4), np.float32)

@@ -326,7 +326,7 @@ class FaceRenderer:
         alb = alb * (1 + 0.06 * _gauss(U, V, 0, f.eye_y - 0.25, 0.18, 0.25))[..., None]
         rng = np.random.default_rng(f.stable_key())
         tex = cv2.GaussianBlur(rng.normal(0, 1, (S, S)).astype(np.float32), (0, 0), S / 64)
-        alb = alb * (1 + 0.05 * tex / (tex.std() + 1e-6))[..., None]
+        alb = alb * (1 + 0.03 * tex / (tex.std() + 1e-6))[..., None]
         spec = np.full((S, S), 0.10, np.float32)
         ey, es = f.eye_y, f.eye_spacing
 
@@ -412,7 +412,7 @@ class FaceRenderer:
             paint(region * face * grain, hair_col, 0.85)
         if f.facial_hair == "stubble":
             region = self._ellipse_mask(0, my + 0.1, f.face_width * 0.95, 0.3) * (self.V > ey + f.nose_length)
-            paint(region * face * (1 - lips), skin * 0.55 + hair_col * 0.2, 0.45)
+            paint(region * face * (1 - lips) * grain, skin * 0.6 + hair_col * 0.2, 0.3)
         # ears, skin under the hair, hair
         alpha = np.clip(np.maximum(face, ears), 0, 1)
         hair_tex = 0.85 + 0.15 * np.sin((self.U * 40 + tex * 3))
