@@ -13,12 +13,12 @@ import argparse
 
 import cv2
 import numpy as np
+from facevox.synth.voice import sample_voice
 
 from facevox.recognisers.faces import box_iou
 from facevox.synth.config import SynthConfig
 from facevox.synth.face import sample_face
 from facevox.synth.scene import Person, plan_still, render_clip
-from facevox.synth.voice import sample_voice
 
 
 def main() -> None:
@@ -40,14 +40,19 @@ def main() -> None:
     preps = {"none": lambda g: g, "equalize": cv2.equalizeHist, "clahe": clahe.apply}
     print(f"{len(data)} views of {args.identities} identities")
     print(f"{'cascade':<34} {'prep':<9} {'sf':>5} {'mn':>3} {'recall':>7}")
-    for name in ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt.xml",
-                 "haarcascade_frontalface_alt2.xml"):
+    for name in (
+        "haarcascade_frontalface_default.xml",
+        "haarcascade_frontalface_alt.xml",
+        "haarcascade_frontalface_alt2.xml",
+    ):
         cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
         for pname, prep in preps.items():
             for sf, mn in ((1.05, 3), (1.1, 3)):
                 hits = 0
                 for img, box in data:
-                    d = cascade.detectMultiScale(prep(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)), sf, mn, minSize=(32, 32))
+                    d = cascade.detectMultiScale(
+                        prep(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)), sf, mn, minSize=(32, 32)
+                    )
                     if len(d):
                         d = np.concatenate([d[:, :2], d[:, :2] + d[:, 2:]], 1)
                         hits += int(box_iou(box, d).max() >= 0.3)

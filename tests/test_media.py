@@ -10,11 +10,15 @@ from facevox.io.media import MediaError, read_audio, read_av, write_av
 def _clip(t: int = 25, h: int = 64, w: int = 80) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:h, 0:w]
-    frames = np.stack([((np.sin(xx / 7 + i / 3) + 1) * 100 + yy).clip(0, 255) for i in range(t)]).astype(np.uint8)
+    frames = np.stack([((np.sin(xx / 7 + i / 3) + 1) * 100 + yy).clip(0, 255) for i in range(t)]).astype(
+        np.uint8
+    )
     video = np.repeat(frames[..., None], 3, -1)
     sr = 16_000
     s = np.arange(t * sr // 25) / sr
-    audio = (0.4 * np.sin(2 * np.pi * 330 * s) * (s > 0.3) + 0.01 * rng.normal(size=s.shape)).astype(np.float32)
+    audio = (0.4 * np.sin(2 * np.pi * 330 * s) * (s > 0.3) + 0.01 * rng.normal(size=s.shape)).astype(
+        np.float32
+    )
     return video, audio
 
 

@@ -15,8 +15,16 @@ from facevox.synth.config import SynthConfig
 from facevox.synth.face import FaceIdentity, FaceRenderer, HeadPose, sample_face
 from facevox.synth.world import generate_world, load_people
 
-SMALL = dict(num_people=4, heldout_people=1, num_clips=3, heldout_clip_fraction=0.34, min_duration=2.0,
-             max_duration=3.0, people_per_clip=(0.34, 0.33, 0.33), workers=1)
+SMALL = dict(
+    num_people=4,
+    heldout_people=1,
+    num_clips=3,
+    heldout_clip_fraction=0.34,
+    min_duration=2.0,
+    max_duration=3.0,
+    people_per_clip=(0.34, 0.33, 0.33),
+    workers=1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +42,9 @@ def test_layout_and_splits(world: Path) -> None:
     assert not list((world / "videos").glob("*.json"))  # ground truth kept apart from the media
     for gt in gts:
         assert {people[p["person_id"]].split for p in gt["people"]} == {gt["split"]}
-        assert gt["segments"] and all(0 <= s["start"] < s["end"] <= gt["duration"] + 1e-6 for s in gt["segments"])
+        assert gt["segments"] and all(
+            0 <= s["start"] < s["end"] <= gt["duration"] + 1e-6 for s in gt["segments"]
+        )
         assert all(len(p["boxes"]) == gt["num_frames"] for p in gt["people"])
 
 
@@ -47,7 +57,8 @@ def test_deterministic_and_worker_independent(world: Path, tmp_path: Path) -> No
         assert np.array_equal(a.video, b.video)
         assert np.allclose(a.audio, b.audio)
     assert (world / "ground_truth" / "people.jsonl").read_bytes() == (
-        tmp_path / "ground_truth" / "people.jsonl").read_bytes()
+        tmp_path / "ground_truth" / "people.jsonl"
+    ).read_bytes()
 
 
 def test_resume_and_config_guard(world: Path) -> None:
@@ -71,12 +82,23 @@ def test_mouth_follows_own_speech(world: Path) -> None:
             speaking = np.zeros(gt["num_frames"], bool)
             for s in segs:
                 speaking[int(s["start"] * gt["fps"]) : int(s["end"] * gt["fps"])] = True
-            env = np.array([np.sqrt(np.mean(clip.audio[int(t * hop) : int((t + 1) * hop)] ** 2))
-                            for t in range(gt["num_frames"])]) * speaking
+            env = (
+                np.array(
+                    [
+                        np.sqrt(np.mean(clip.audio[int(t * hop) : int((t + 1) * hop)] ** 2))
+                        for t in range(gt["num_frames"])
+                    ]
+                )
+                * speaking
+            )
             dark = []
             for t, (x0, y0, x1, y1) in enumerate(person["boxes"]):
                 h = y1 - y0
-                roi = clip.video[t, int(y0 + 0.62 * h) : int(y0 + 0.85 * h), int(x0 + 0.3 * (x1 - x0)) : int(x1 - 0.3 * (x1 - x0))]
+                roi = clip.video[
+                    t,
+                    int(y0 + 0.62 * h) : int(y0 + 0.85 * h),
+                    int(x0 + 0.3 * (x1 - x0)) : int(x1 - 0.3 * (x1 - x0)),
+                ]
                 dark.append(-roi.mean())
             r = np.corrcoef(np.array(dark), env)[0, 1]
             assert r > 0.3, f"{gt['clip_id']} slot {person['slot']}: mouth/speech correlation {r:.2f}"
@@ -113,8 +135,14 @@ def test_renderer_views_and_params() -> None:
 
 @pytest.mark.parametrize(
     ("override", "message"),
-    [("num_people=1", "num_people"), ("width=321", "even"), ("heldout_people=0", "heldout_people"),
-     ("min_duration=9", "durations"), ("sample_rate=12345", "sample_rate"), ("colour=red", "unknown config key colour")],
+    [
+        ("num_people=1", "num_people"),
+        ("width=321", "even"),
+        ("heldout_people=0", "heldout_people"),
+        ("min_duration=9", "durations"),
+        ("sample_rate=12345", "sample_rate"),
+        ("colour=red", "unknown config key colour"),
+    ],
 )
 def test_config_errors(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -122,7 +150,10 @@ def test_config_errors(override: str, message: str) -> None:
 
 
 def test_cli_reports_bad_parameters(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "facevox.cli", "synth", str(tmp_path / "w"), "--num-people", "1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "facevox.cli", "synth", str(tmp_path / "w"), "--num-people", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "num_people" in proc.stderr
     assert not (tmp_path / "w").exists()

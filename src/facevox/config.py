@@ -62,7 +62,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         return from_dict(tp, value, prefix=f"{key}.")
     if origin in (tuple, list, Sequence):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            value = (
+                yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            )
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -70,7 +72,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if origin is tuple and args:
             if len(args) != len(value):
                 raise ConfigError(f"{key}: expected {len(args)} values, got {len(value)}")
-            return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+            return tuple(
+                _convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
         inner = args[0] if args else Any
         out = [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
@@ -172,9 +176,7 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load(
-    cls: type[C], recipe: str | Path | None = None, overrides: Sequence[str] = (), **values: Any
-) -> C:
+def load(cls: type[C], recipe: str | Path | None = None, overrides: Sequence[str] = (), **values: Any) -> C:
     """Resolve ``cls`` from defaults < ``recipe`` YAML < ``values`` < ``overrides``.
 
     ``values`` are typed keyword values (e.g. from dedicated CLI flags that were given).

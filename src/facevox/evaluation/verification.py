@@ -22,7 +22,9 @@ def equal_error_rate(same: np.ndarray, different: np.ndarray) -> tuple[float, fl
     return float((frr[i] + far[i]) / 2), float(thresholds[i])
 
 
-def pair_scores(embeddings: np.ndarray, labels: np.ndarray, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+def pair_scores(
+    embeddings: np.ndarray, labels: np.ndarray, metric: str = "cosine"
+) -> tuple[np.ndarray, np.ndarray]:
     """All-pairs similarity split into same-label and different-label scores.
 
     ``metric="cosine"`` returns cosine similarity; ``"neg_l2"`` returns minus the Euclidean

@@ -23,7 +23,9 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's convention: embeddings closer than this are
 @functools.cache
 def _haar() -> cv2.CascadeClassifier:
     if not hasattr(cv2, "data"):
-        raise RuntimeError("this OpenCV has no Haar cascades (OpenCV 5 dropped them): pip install 'opencv-python-headless<5'")
+        raise RuntimeError(
+            "this OpenCV has no Haar cascades (OpenCV 5 dropped them): pip install 'opencv-python-headless<5'"
+        )
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + HAAR_CASCADE)
     if cascade.empty():
         raise RuntimeError(f"OpenCV's {HAAR_CASCADE} could not be loaded")
@@ -35,7 +37,9 @@ def detect_faces(image: np.ndarray, min_size: int = 32) -> np.ndarray:
     if image.ndim != 3 or image.shape[-1] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got {image.shape}")
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    found = _haar().detectMultiScale(gray, HAAR_SCALE_FACTOR, HAAR_MIN_NEIGHBORS, minSize=(min_size, min_size))
+    found = _haar().detectMultiScale(
+        gray, HAAR_SCALE_FACTOR, HAAR_MIN_NEIGHBORS, minSize=(min_size, min_size)
+    )
     if len(found) == 0:
         return np.zeros((0, 4), np.float32)
     found = np.asarray(found, np.float32)

@@ -34,8 +34,9 @@ FACE_RECALL_BAR = 0.95
 EER_BAR = 0.10
 
 
-def face_detection_recall(world_dir: str | Path, frame_stride: int = 10, max_yaw: float = 30.0,
-                          iou: float = 0.3) -> dict[str, Any]:
+def face_detection_recall(
+    world_dir: str | Path, frame_stride: int = 10, max_yaw: float = 30.0, iou: float = 0.3
+) -> dict[str, Any]:
     """Recall/precision of the Haar detector against ground-truth boxes on sampled frames.
 
     A ground-truth face counts as found when a detection overlaps it with IoU >= ``iou``
@@ -62,15 +63,23 @@ def face_detection_recall(world_dir: str | Path, frame_stride: int = 10, max_yaw
                 found += int((m.max(1) >= iou).sum())
                 found_50 += int((m.max(1) >= 0.5).sum())
                 true_dets += int((m.max(0) >= iou).sum())
-    return {"faces": total, "recall": found / max(total, 1), "recall_iou50": found_50 / max(total, 1),
-            "precision": true_dets / max(dets, 1), "iou_threshold": iou, "frame_stride": frame_stride}
+    return {
+        "faces": total,
+        "recall": found / max(total, 1),
+        "recall_iou50": found_50 / max(total, 1),
+        "precision": true_dets / max(dets, 1),
+        "iou_threshold": iou,
+        "frame_stride": frame_stride,
+    }
 
 
 def world_face_eer(world_dir: str | Path, frames_per_clip: int = 2) -> dict[str, Any]:
     """dlib verification EER over the world's people, views = frames of different clips."""
     world = Path(world_dir)
     embs, labels, clips_of = [], [], []
-    for gt_path in tqdm(sorted((world / "ground_truth" / "clips").glob("*.json")), desc="face id (world)", unit="clip"):
+    for gt_path in tqdm(
+        sorted((world / "ground_truth" / "clips").glob("*.json")), desc="face id (world)", unit="clip"
+    ):
         gt = json.loads(gt_path.read_text())
         clip = read_av(world / "videos" / f"{gt['clip_id']}.mp4")
         ts = np.linspace(0, len(clip.video) - 1, frames_per_clip + 2)[1:-1].round().astype(int)
@@ -89,14 +98,23 @@ def world_face_eer(world_dir: str | Path, frames_per_clip: int = 2) -> dict[str,
     cross_clip = (clips_a[iu[0]] != clips_a[iu[1]])[same_mask]
     same = same[cross_clip]
     eer, thr = equal_error_rate(same, diff)
-    return {"identities": len(set(labels)), "embeddings": len(labels), "eer": eer, "threshold_distance": -thr,
-            "mean_same_distance": float(-same.mean()), "mean_different_distance": float(-diff.mean()),
-            "accuracy_at_0.6": float(((-same < SAME_PERSON_DISTANCE).sum() + (-diff >= SAME_PERSON_DISTANCE).sum())
-                                     / (same.size + diff.size))}
+    return {
+        "identities": len(set(labels)),
+        "embeddings": len(labels),
+        "eer": eer,
+        "threshold_distance": -thr,
+        "mean_same_distance": float(-same.mean()),
+        "mean_different_distance": float(-diff.mean()),
+        "accuracy_at_0.6": float(
+            ((-same < SAME_PERSON_DISTANCE).sum() + (-diff >= SAME_PERSON_DISTANCE).sum())
+            / (same.size + diff.size)
+        ),
+    }
 
 
-def fresh_face_eer(num_identities: int = 60, views: int = 4, seed: int = 10_000,
-                   cfg: SynthConfig | None = None) -> dict[str, Any]:
+def fresh_face_eer(
+    num_identities: int = 60, views: int = 4, seed: int = 10_000, cfg: SynthConfig | None = None
+) -> dict[str, Any]:
     """dlib EER and Haar recall on identities drawn apart from any world (held out by construction).
 
     Each view is a fresh still: new yaw in [-30, 30], pitch, roll, light, background, scale,
@@ -118,9 +136,15 @@ def fresh_face_eer(num_identities: int = 60, views: int = 4, seed: int = 10_000,
             labels.append(i)
     same, diff = pair_scores(np.array(embs), np.array(labels), "neg_l2")
     eer, thr = equal_error_rate(same, diff)
-    return {"identities": num_identities, "views": views, "eer": eer, "threshold_distance": -thr,
-            "mean_same_distance": float(-same.mean()), "mean_different_distance": float(-diff.mean()),
-            "haar_recall": found / (num_identities * views)}
+    return {
+        "identities": num_identities,
+        "views": views,
+        "eer": eer,
+        "threshold_distance": -thr,
+        "mean_same_distance": float(-same.mean()),
+        "mean_different_distance": float(-diff.mean()),
+        "haar_recall": found / (num_identities * views),
+    }
 
 
 def measure_bars(world_dir: str | Path, voices: int = 50) -> dict[str, Any]:

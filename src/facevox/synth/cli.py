@@ -16,9 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-clips", type=int, help="clips to make (default 200)")
     p.add_argument("--seed", type=int, help="world seed (default 0)")
     p.add_argument("--workers", type=int, help="parallel processes (default 2)")
-    p.add_argument("--measure-bars", action="store_true",
-                   help="after generation, measure the face/voice recogniser bars and write bars.json")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. fps=24 width=256")
+    p.add_argument(
+        "--measure-bars",
+        action="store_true",
+        help="after generation, measure the face/voice recogniser bars and write bars.json",
+    )
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. fps=24 width=256"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,11 +31,24 @@ def run(args: argparse.Namespace) -> int:
     from facevox.synth.config import SynthConfig
     from facevox.synth.world import generate_world
 
-    cfg = load(SynthConfig, args.recipe, args.overrides, num_people=args.num_people,
-               heldout_people=args.heldout_people, num_clips=args.num_clips, seed=args.seed, workers=args.workers)
+    cfg = load(
+        SynthConfig,
+        args.recipe,
+        args.overrides,
+        num_people=args.num_people,
+        heldout_people=args.heldout_people,
+        num_clips=args.num_clips,
+        seed=args.seed,
+        workers=args.workers,
+    )
     stats = generate_world(cfg, args.out_dir)
-    log.info("%d clips in %.1f s (%.2f clips/s on %d workers)", stats["clips_made_this_run"], stats["wall_seconds"],
-             stats["clips_per_second"] or 0.0, cfg.workers)
+    log.info(
+        "%d clips in %.1f s (%.2f clips/s on %d workers)",
+        stats["clips_made_this_run"],
+        stats["wall_seconds"],
+        stats["clips_per_second"] or 0.0,
+        cfg.workers,
+    )
     if args.measure_bars:
         from facevox.synth.bars import measure_bars
 

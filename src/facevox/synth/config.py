@@ -40,8 +40,15 @@ class SynthConfig:
             raise ValueError(f"heldout_clip_fraction must be in (0, 1), got {self.heldout_clip_fraction}")
         if len(self.people_per_clip) != 3 or min(self.people_per_clip) < 0 or sum(self.people_per_clip) <= 0:
             raise ValueError(f"people_per_clip must be 3 non-negative weights, got {self.people_per_clip}")
-        if self.width % 2 or self.height % 2 or min(self.width, self.height) < 96 or max(self.width, self.height) > 1920:
-            raise ValueError(f"frame size must be even and within 96..1920 pixels, got {self.width}x{self.height}")
+        if (
+            self.width % 2
+            or self.height % 2
+            or min(self.width, self.height) < 96
+            or max(self.width, self.height) > 1920
+        ):
+            raise ValueError(
+                f"frame size must be even and within 96..1920 pixels, got {self.width}x{self.height}"
+            )
         if not 1.0 <= self.fps <= 120.0:
             raise ValueError(f"fps must be in [1, 120], got {self.fps}")
         if self.sample_rate not in (8_000, 16_000, 22_050, 24_000, 44_100, 48_000):
@@ -59,4 +66,6 @@ class SynthConfig:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         n_heldout_clips = round(self.num_clips * self.heldout_clip_fraction)
         if self.num_clips > 1 and not 1 <= n_heldout_clips < self.num_clips:
-            raise ValueError(f"{self.num_clips} clips at fraction {self.heldout_clip_fraction} leave a split empty")
+            raise ValueError(
+                f"{self.num_clips} clips at fraction {self.heldout_clip_fraction} leave a split empty"
+            )

@@ -27,17 +27,33 @@ import numpy as np
 # Skin tones (linear-ish sRGB in [0, 1]) spanning light to dark; identities jitter around them.
 SKIN_TONES = np.array(
     [
-        [0.96, 0.80, 0.69], [0.93, 0.75, 0.62], [0.87, 0.68, 0.55], [0.80, 0.60, 0.46],
-        [0.72, 0.52, 0.38], [0.62, 0.43, 0.31], [0.52, 0.35, 0.25], [0.42, 0.28, 0.20],
-        [0.34, 0.22, 0.16], [0.90, 0.72, 0.60], [0.76, 0.57, 0.45], [0.58, 0.40, 0.30],
+        [0.96, 0.80, 0.69],
+        [0.93, 0.75, 0.62],
+        [0.87, 0.68, 0.55],
+        [0.80, 0.60, 0.46],
+        [0.72, 0.52, 0.38],
+        [0.62, 0.43, 0.31],
+        [0.52, 0.35, 0.25],
+        [0.42, 0.28, 0.20],
+        [0.34, 0.22, 0.16],
+        [0.90, 0.72, 0.60],
+        [0.76, 0.57, 0.45],
+        [0.58, 0.40, 0.30],
     ],
     dtype=np.float32,
 )
 HAIR_COLOURS = np.array(
     [
-        [0.08, 0.06, 0.05], [0.18, 0.12, 0.08], [0.32, 0.20, 0.12], [0.50, 0.33, 0.18],
-        [0.72, 0.55, 0.32], [0.85, 0.72, 0.48], [0.55, 0.22, 0.10], [0.62, 0.60, 0.58],
-        [0.85, 0.85, 0.83], [0.25, 0.25, 0.26],
+        [0.08, 0.06, 0.05],
+        [0.18, 0.12, 0.08],
+        [0.32, 0.20, 0.12],
+        [0.50, 0.33, 0.18],
+        [0.72, 0.55, 0.32],
+        [0.85, 0.72, 0.48],
+        [0.55, 0.22, 0.10],
+        [0.62, 0.60, 0.58],
+        [0.85, 0.85, 0.83],
+        [0.25, 0.25, 0.26],
     ],
     dtype=np.float32,
 )
@@ -122,7 +138,9 @@ def sample_face(rng: np.random.Generator) -> FaceIdentity:
     brow_dark = float(u(0.35, 0.9))
     skin = _colour(rng, SKIN_TONES, 0.05)
     # brows are darker than the skin whatever the hair colour (grey/blond hair keeps darker brows)
-    brow = tuple(min(float(h) * (1 - brow_dark), float(s) * 0.42) for h, s in zip(hair_colour, skin, strict=True))
+    brow = tuple(
+        min(float(h) * (1 - brow_dark), float(s) * 0.42) for h, s in zip(hair_colour, skin, strict=True)
+    )
     lip_base = np.array(skin) * np.array([0.82, 0.55, 0.55]) + np.array([0.04, 0.0, 0.0])
     lip = tuple(float(c) for c in np.clip(lip_base * u(0.85, 1.05, 3), 0.05, 0.95))
     return FaceIdentity(
@@ -199,11 +217,20 @@ class FaceRenderer:
     def _len(self, d: float) -> int:
         return max(1, round(d / 2 * self.size * 16))
 
-    def _ellipse_mask(self, cu: float, cv: float, au: float, av: float, angle: float = 0.0,
-                      start: float = 0, end: float = 360) -> np.ndarray:
+    def _ellipse_mask(
+        self,
+        cu: float,
+        cv: float,
+        au: float,
+        av: float,
+        angle: float = 0.0,
+        start: float = 0,
+        end: float = 360,
+    ) -> np.ndarray:
         m = np.zeros((self.size, self.size), np.float32)
-        cv2.ellipse(m, self._px(cu, cv), (self._len(au), self._len(av)), angle, start, end, 1.0, -1,
-                    cv2.LINE_AA, 4)
+        cv2.ellipse(
+            m, self._px(cu, cv), (self._len(au), self._len(av)), angle, start, end, 1.0, -1, cv2.LINE_AA, 4
+        )
         return m
 
     def _poly_mask(self, pts: list[tuple[float, float]]) -> np.ndarray:
@@ -247,7 +274,7 @@ class FaceRenderer:
         t = np.clip((V - ey) / max(f.nose_length, 1e-3), 0, 1.15)
         ridge_w = 0.03 + 0.6 * f.nose_width * t**2
         ridge = np.exp(-((U / ridge_w) ** 2)) * np.clip(t, 0, 1) ** 0.8 * (V <= nv + 0.04)
-        ridge = ridge * np.exp(-np.clip(V - nv, 0, None) ** 2 / 0.0008)
+        ridge = ridge * np.exp(-(np.clip(V - nv, 0, None) ** 2) / 0.0008)
         z = z + f.nose_depth * ridge + 0.03 * _gauss(U, V, 0, nv, f.nose_width * 0.7, 0.04)
         z = z + 0.03 * _gauss(U, V, 0, f.mouth_y, f.mouth_width, f.lip_thickness * 1.5)  # lips
         z = z + 0.04 * _gauss(U, V, 0, f.face_length + f.chin_length - 0.1, 0.16, 0.08)  # chin
@@ -292,8 +319,12 @@ class FaceRenderer:
             hair_front, hair_back = self._hair_mask(f)
             ears = np.zeros_like(face)
             for side in (-1, 1):
-                ears = np.maximum(ears, self._ellipse_mask(side * f.face_width * 1.02, f.eye_y + 0.12,
-                                                           f.ear_size * 0.45, f.ear_size))
+                ears = np.maximum(
+                    ears,
+                    self._ellipse_mask(
+                        side * f.face_width * 1.02, f.eye_y + 0.12, f.ear_size * 0.45, f.ear_size
+                    ),
+                )
             # the conventional face box: brows to chin, cheek to cheek
             top = f.eye_y - f.brow_height - 0.10
             box_region = face * (self.V >= top).astype(np.float32)
@@ -303,7 +334,9 @@ class FaceRenderer:
         return self._geom[key]
 
     # -- albedo -------------------------------------------------------------------------------
-    def _albedo(self, f: FaceIdentity, mouth_open: float, blink: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _albedo(
+        self, f: FaceIdentity, mouth_open: float, blink: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Albedo (S, S, 3), alpha (S, S) and specular map (S, S), cached per quantised mouth/blink."""
         key = (f.stable_key(), round(mouth_open * MOUTH_LEVELS), round(blink * BLINK_LEVELS))
         if key not in self._albedos:
@@ -312,7 +345,9 @@ class FaceRenderer:
             self._albedos[key] = self._paint(f, key[1] / MOUTH_LEVELS, key[2] / BLINK_LEVELS)
         return self._albedos[key]
 
-    def _paint(self, f: FaceIdentity, mouth_open: float, blink: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _paint(
+        self, f: FaceIdentity, mouth_open: float, blink: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         U, V, S = self.U, self.V, self.size
         face, hair_front, hair_back, ears, _, _ = self._geometry(f)
         skin = np.array(f.skin, np.float32)
@@ -340,20 +375,37 @@ class FaceRenderer:
             w = np.zeros((S, S), np.float32)
             for k in range(3):
                 vv = f.hairline + 0.12 + k * 0.06
-                cv2.ellipse(w, self._px(0, vv + 0.25), (self._len(0.25), self._len(0.25)), 0, 235, 305, 1.0,
-                            max(1, S // 160), cv2.LINE_AA, 4)
+                cv2.ellipse(
+                    w,
+                    self._px(0, vv + 0.25),
+                    (self._len(0.25), self._len(0.25)),
+                    0,
+                    235,
+                    305,
+                    1.0,
+                    max(1, S // 160),
+                    cv2.LINE_AA,
+                    4,
+                )
             for side in (-1, 1):
-                cv2.line(w, self._px(side * (f.nose_width + 0.03), ey + f.nose_length),
-                         self._px(side * (f.mouth_width + 0.03), f.mouth_y + 0.03), 1.0, max(1, S // 128),
-                         cv2.LINE_AA, 4)
+                cv2.line(
+                    w,
+                    self._px(side * (f.nose_width + 0.03), ey + f.nose_length),
+                    self._px(side * (f.mouth_width + 0.03), f.mouth_y + 0.03),
+                    1.0,
+                    max(1, S // 128),
+                    cv2.LINE_AA,
+                    4,
+                )
             paint(cv2.GaussianBlur(w, (0, 0), S / 256), skin * 0.7, (f.age - 0.35) * 1.2)
         # eyes: socket shadow, sclera, iris, pupil, lids, lashes
         open_h = f.eye_size * f.eye_openness * (1 - 0.95 * blink)
         for side in (-1, 1):
             cu = side * es
             ang = -side * math.degrees(f.eye_tilt)
-            socket = cv2.GaussianBlur(self._ellipse_mask(cu, ey - 0.015, f.eye_size * 1.4, f.eye_size * 0.9, ang),
-                                      (0, 0), S / 90)
+            socket = cv2.GaussianBlur(
+                self._ellipse_mask(cu, ey - 0.015, f.eye_size * 1.4, f.eye_size * 0.9, ang), (0, 0), S / 90
+            )
             paint(socket, skin * 0.5, 0.8)
             eye = self._ellipse_mask(cu, ey, f.eye_size, max(open_h, 0.004), ang)
             paint(eye, (0.80, 0.78, 0.76))
@@ -362,27 +414,51 @@ class FaceRenderer:
             paint(self._ellipse_mask(cu, ey, f.eye_size * 0.2, f.eye_size * 0.2) * eye, (0.02, 0.02, 0.02))
             spec = spec + 0.8 * self._ellipse_mask(cu - 0.02, ey - 0.02, 0.012, 0.012) * eye
             lid = np.zeros((S, S), np.float32)
-            cv2.ellipse(lid, self._px(cu, ey), (self._len(f.eye_size), self._len(max(open_h, 0.004))), ang,
-                        180, 360, 1.0, max(2, S // 55), cv2.LINE_AA, 4)
+            cv2.ellipse(
+                lid,
+                self._px(cu, ey),
+                (self._len(f.eye_size), self._len(max(open_h, 0.004))),
+                ang,
+                180,
+                360,
+                1.0,
+                max(2, S // 55),
+                cv2.LINE_AA,
+                4,
+            )
             paint(lid, (0.05, 0.04, 0.04), 0.95)
             crease = np.zeros((S, S), np.float32)
-            cv2.ellipse(crease, self._px(cu, ey - 0.01), (self._len(f.eye_size * 1.05),
-                        self._len(f.eye_size * f.eye_openness + 0.03)), ang, 200, 340, 1.0, max(1, S // 150),
-                        cv2.LINE_AA, 4)
+            cv2.ellipse(
+                crease,
+                self._px(cu, ey - 0.01),
+                (self._len(f.eye_size * 1.05), self._len(f.eye_size * f.eye_openness + 0.03)),
+                ang,
+                200,
+                340,
+                1.0,
+                max(1, S // 150),
+                cv2.LINE_AA,
+                4,
+            )
             paint(cv2.GaussianBlur(crease, (0, 0), S / 250), skin * 0.45, 0.6)
             # brow: an arched band
             brow = np.zeros((S, S), np.float32)
             by = ey - f.brow_height
-            pts = [(cu + side * t * f.eye_size * 1.3, by - f.brow_arch * (1 - t * t) + 0.02 * t)
-                   for t in np.linspace(-1, 1, 9)]
+            pts = [
+                (cu + side * t * f.eye_size * 1.3, by - f.brow_arch * (1 - t * t) + 0.02 * t)
+                for t in np.linspace(-1, 1, 9)
+            ]
             arr = np.array([self._px(u, v) for u, v in pts], np.int32)
             cv2.polylines(brow, [arr], False, 1.0, max(1, round(f.brow_thickness * S / 2)), cv2.LINE_AA, 4)
             paint(cv2.GaussianBlur(brow, (0, 0), S / 300), f.brow_colour, 0.92)
         # nose: nostrils and a soft shadow under the tip
         nv = ey + f.nose_length
         for side in (-1, 1):
-            paint(self._ellipse_mask(side * f.nose_width * 0.45, nv + 0.01, f.nose_width * 0.28, 0.018),
-                  skin * 0.35, 0.8)
+            paint(
+                self._ellipse_mask(side * f.nose_width * 0.45, nv + 0.01, f.nose_width * 0.28, 0.018),
+                skin * 0.35,
+                0.8,
+            )
         # mouth: lips, and when open a dark interior with teeth
         mw, lt, my = f.mouth_width, f.lip_thickness, f.mouth_y
         gap = mouth_open * 0.11
@@ -406,8 +482,12 @@ class FaceRenderer:
             paint(self._ellipse_mask(0, my - lt - 0.035, mw * 1.05, 0.035) * grain, hair_col, 0.9)
         if f.facial_hair in ("goatee", "beard"):
             chin_v = f.face_length + f.chin_length
-            region = self._ellipse_mask(0, (my + chin_v) / 2 + 0.03, mw * (0.8 if f.facial_hair == "goatee"
-                                                                            else 2.6), (chin_v - my) / 2 + 0.04)
+            region = self._ellipse_mask(
+                0,
+                (my + chin_v) / 2 + 0.03,
+                mw * (0.8 if f.facial_hair == "goatee" else 2.6),
+                (chin_v - my) / 2 + 0.04,
+            )
             region = region * (1 - lips) * (1 - (gap > 0.004) * self._ellipse_mask(0, my, mw, gap / 2 + 0.02))
             paint(region * face * grain, hair_col, 0.85)
         if f.facial_hair == "stubble":
@@ -415,7 +495,7 @@ class FaceRenderer:
             paint(region * face * (1 - lips) * grain, skin * 0.6 + hair_col * 0.2, 0.3)
         # ears, skin under the hair, hair
         alpha = np.clip(np.maximum(face, ears), 0, 1)
-        hair_tex = 0.85 + 0.15 * np.sin((self.U * 40 + tex * 3))
+        hair_tex = 0.85 + 0.15 * np.sin(self.U * 40 + tex * 3)
         hair_rgb = hair_col * hair_tex[..., None]
         if f.hair_style == "curly":
             hair_rgb = hair_rgb * (0.8 + 0.2 * (np.sin(self.U * 60) * np.sin(self.V * 60)))[..., None]
@@ -434,12 +514,27 @@ class FaceRenderer:
                     cv2.circle(g, c, self._len(f.eye_size * 1.45), 1.0, thick, cv2.LINE_AA, 4)
                 else:
                     d = (self._len(f.eye_size * 1.55), self._len(f.eye_size * 1.05))
-                    cv2.rectangle(g, (c[0] - d[0], c[1] - d[1]), (c[0] + d[0], c[1] + d[1]), 1.0, thick,
-                                  cv2.LINE_AA, 4)
-                cv2.line(g, self._px(side * (es + f.eye_size * 1.45), ey - 0.01),
-                         self._px(side * f.face_width * 1.0, ey - 0.03), 1.0, thick, cv2.LINE_AA, 4)
-            cv2.line(g, self._px(-es + f.eye_size * 1.4, ey - 0.02), self._px(es - f.eye_size * 1.4, ey - 0.02),
-                     1.0, thick, cv2.LINE_AA, 4)
+                    cv2.rectangle(
+                        g, (c[0] - d[0], c[1] - d[1]), (c[0] + d[0], c[1] + d[1]), 1.0, thick, cv2.LINE_AA, 4
+                    )
+                cv2.line(
+                    g,
+                    self._px(side * (es + f.eye_size * 1.45), ey - 0.01),
+                    self._px(side * f.face_width * 1.0, ey - 0.03),
+                    1.0,
+                    thick,
+                    cv2.LINE_AA,
+                    4,
+                )
+            cv2.line(
+                g,
+                self._px(-es + f.eye_size * 1.4, ey - 0.02),
+                self._px(es - f.eye_size * 1.4, ey - 0.02),
+                1.0,
+                thick,
+                cv2.LINE_AA,
+                4,
+            )
             paint(g, f.glasses_colour)
             spec = spec + 0.5 * g
         return np.clip(alb, 0, 1), alpha, spec
@@ -457,7 +552,9 @@ class FaceRenderer:
         n /= np.linalg.norm(n, axis=-1, keepdims=True)
         yaw, pitch, roll = (math.radians(a) for a in (pose.yaw, pose.pitch, pose.roll))
         ry = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
-        rp = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
+        rp = np.array(
+            [[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]]
+        )
         R = (rp @ ry).astype(np.float32)
         n_cam = n @ R.T
         light = np.asarray(pose.light, np.float32)
@@ -473,17 +570,30 @@ class FaceRenderer:
         u, v = xs.copy(), ys.copy()
         zmap = (z * 1.0).astype(np.float32)
         for _ in range(4):
-            zz = cv2.remap(zmap, ((u + 1) / 2 * S - 0.5).astype(np.float32), ((v + 1) / 2 * S - 0.5).astype(np.float32),
-                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            zz = cv2.remap(
+                zmap,
+                ((u + 1) / 2 * S - 0.5).astype(np.float32),
+                ((v + 1) / 2 * S - 0.5).astype(np.float32),
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
             # forward: x' = cos(yaw) u + sin(yaw) z ; y' = cos(p) v - sin(p) (-sin(yaw) u + cos(yaw) z)
             u = (xs - math.sin(yaw) * zz) / math.cos(yaw)
             zc = -math.sin(yaw) * u + math.cos(yaw) * zz
             v = (ys + math.sin(pitch) * zc) / math.cos(pitch)
         mapx = ((u + 1) / 2 * S - 0.5).astype(np.float32)
         mapy = ((v + 1) / 2 * S - 0.5).astype(np.float32)
-        rgb_w = cv2.remap(rgb.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        masks = cv2.remap(np.stack([alpha, box_region], -1).astype(np.float32), mapx, mapy, cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT)
+        rgb_w = cv2.remap(
+            rgb.astype(np.float32), mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+        masks = cv2.remap(
+            np.stack([alpha, box_region], -1).astype(np.float32),
+            mapx,
+            mapy,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
         if abs(pose.roll) > 1e-3:
             M = cv2.getRotationMatrix2D((S / 2, S / 2), -math.degrees(roll), 1.0)
             rgb_w = cv2.warpAffine(rgb_w, M, (S, S), flags=cv2.INTER_LINEAR)

@@ -32,12 +32,18 @@ class Person:
     voice: VoiceIdentity
 
     def to_dict(self) -> dict[str, Any]:
-        return {"person_id": self.person_id, "split": self.split, "face": self.face.to_dict(),
-                "voice": self.voice.to_dict()}
+        return {
+            "person_id": self.person_id,
+            "split": self.split,
+            "face": self.face.to_dict(),
+            "voice": self.voice.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Person:
-        return cls(d["person_id"], d["split"], FaceIdentity.from_dict(d["face"]), VoiceIdentity.from_dict(d["voice"]))
+        return cls(
+            d["person_id"], d["split"], FaceIdentity.from_dict(d["face"]), VoiceIdentity.from_dict(d["voice"])
+        )
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,9 @@ def _trim_silence(audio: np.ndarray, sr: int, threshold: float = 0.01) -> np.nda
     return audio[active[0] * frame : (active[-1] + 1) * frame]
 
 
-def plan_clip(clip_id: str, split: str, people: list[Person], cfg: SynthConfig, rng: np.random.Generator) -> ClipPlan:
+def plan_clip(
+    clip_id: str, split: str, people: list[Person], cfg: SynthConfig, rng: np.random.Generator
+) -> ClipPlan:
     """Plan a clip: dialogue audio first (it fixes the duration), then layout and nuisance."""
     sr, k = cfg.sample_rate, len(people)
     cursor = float(rng.uniform(0.15, 0.5))
@@ -135,15 +143,28 @@ def plan_clip(clip_id: str, split: str, people: list[Person], cfg: SynthConfig, 
     base_pose = []
     for (cx, _), _p in zip(centres, people, strict=True):
         towards = -math.copysign(1.0, cx - W / 2) if k > 1 and abs(cx - W / 2) > 1 else 0.0
-        yaw = float(np.clip(rng.uniform(-18, 18) + towards * rng.uniform(0, 8), -cfg.max_yaw + 6, cfg.max_yaw - 6))
-        base_pose.append((yaw, float(rng.uniform(-0.5, 0.5) * cfg.max_pitch), float(rng.uniform(-0.5, 0.5) * cfg.max_roll)))
+        yaw = float(
+            np.clip(rng.uniform(-18, 18) + towards * rng.uniform(0, 8), -cfg.max_yaw + 6, cfg.max_yaw - 6)
+        )
+        base_pose.append(
+            (yaw, float(rng.uniform(-0.5, 0.5) * cfg.max_pitch), float(rng.uniform(-0.5, 0.5) * cfg.max_roll))
+        )
     return ClipPlan(
-        clip_id=clip_id, split=split, people=people, segments=segments, tracks=tracks, duration=duration,
-        num_frames=num_frames, centres=centres, head_px=head_px, base_pose=base_pose,
+        clip_id=clip_id,
+        split=split,
+        people=people,
+        segments=segments,
+        tracks=tracks,
+        duration=duration,
+        num_frames=num_frames,
+        centres=centres,
+        head_px=head_px,
+        base_pose=base_pose,
         light=(float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.0)), float(rng.uniform(0.6, 1.0))),
         ambient=float(rng.uniform(0.35, 0.6)),
         clothes=[tuple(float(c) for c in rng.uniform(0.05, 0.85, 3)) for _ in people],  # type: ignore[misc]
-        blur=float(rng.uniform(*cfg.blur)), noise=float(rng.uniform(*cfg.noise)),
+        blur=float(rng.uniform(*cfg.blur)),
+        noise=float(rng.uniform(*cfg.noise)),
         crf=int(rng.integers(cfg.crf[0], cfg.crf[1] + 1)),
         extras={"background_seed": int(rng.integers(2**31))},
     )
@@ -183,7 +204,9 @@ def _blinks(num_frames: int, fps: float, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def render_clip(
+    plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Render frames (T, H, W, 3) uint8, the mixed audio (S,) and per-person ground-truth tracks."""
     W, H, T, fps = cfg.width, cfg.height, plan.num_frames, cfg.fps
     bg = _background(W, H, np.random.default_rng(plan.extras["background_seed"]))
@@ -203,13 +226,26 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
     for (cx, cy), person, cloth in zip(plan.centres, plan.people, plan.clothes, strict=True):
         skin = np.array(person.face.skin, np.float32) * 0.8
         neck_w, top = S * 0.16, cy + S * 0.25
-        cv2.rectangle(base, (int(cx - neck_w), int(top)), (int(cx + neck_w), int(cy + S * 0.55)), skin.tolist(), -1)
-        cv2.ellipse(base, (int(cx), int(cy + S * 0.75)), (int(S * 0.55), int(S * 0.32)), 0, 180, 360, cloth, -1,
-                    cv2.LINE_AA)
+        cv2.rectangle(
+            base, (int(cx - neck_w), int(top)), (int(cx + neck_w), int(cy + S * 0.55)), skin.tolist(), -1
+        )
+        cv2.ellipse(
+            base,
+            (int(cx), int(cy + S * 0.75)),
+            (int(S * 0.55), int(S * 0.32)),
+            0,
+            180,
+            360,
+            cloth,
+            -1,
+            cv2.LINE_AA,
+        )
         cv2.rectangle(base, (int(cx - S * 0.55), int(cy + S * 0.75)), (int(cx + S * 0.55), H), cloth, -1)
     # camera auto-exposure metered on the darkest face (skin albedo under the clip's nominal shading)
-    lum = [float(np.dot(person.face.skin, (0.2126, 0.7152, 0.0722))) * (plan.ambient + (1 - plan.ambient) * 0.7)
-           for person in plan.people]
+    lum = [
+        float(np.dot(person.face.skin, (0.2126, 0.7152, 0.0722))) * (plan.ambient + (1 - plan.ambient) * 0.7)
+        for person in plan.people
+    ]
     gain = float(np.clip(EXPOSURE_TARGET / min(lum), 1.0, 2.5))
     frames = np.empty((T, H, W, 3), np.uint8)
     boxes: list[list[list[float]]] = [[] for _ in plan.people]
@@ -221,9 +257,13 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
             nod = 2.0 * mouths[p][t]
             yaw = float(np.clip(y0 + motion[p][0, t], -cfg.max_yaw, cfg.max_yaw))
             pose = HeadPose(
-                yaw=yaw, pitch=float(np.clip(p0 + motion[p][1, t] + nod, -cfg.max_pitch, cfg.max_pitch)),
+                yaw=yaw,
+                pitch=float(np.clip(p0 + motion[p][1, t] + nod, -cfg.max_pitch, cfg.max_pitch)),
                 roll=float(np.clip(r0 + motion[p][2, t], -cfg.max_roll, cfg.max_roll)),
-                light=plan.light, ambient=plan.ambient, mouth_open=float(mouths[p][t]), blink=float(blinks[p][t]),
+                light=plan.light,
+                ambient=plan.ambient,
+                mouth_open=float(mouths[p][t]),
+                blink=float(blinks[p][t]),
             )
             rgb, alpha, box_region = renderer.render(person.face, pose)
             cx, cy = plan.centres[p]
@@ -231,8 +271,14 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
             _paste(img, rgb, alpha, x0, y0i)
             ys, xs = np.nonzero(box_region > 0.5)
             if len(xs):
-                boxes[p].append([float(np.clip(x0 + xs.min(), 0, W)), float(np.clip(y0i + ys.min(), 0, H)),
-                                 float(np.clip(x0 + xs.max() + 1, 0, W)), float(np.clip(y0i + ys.max() + 1, 0, H))])
+                boxes[p].append(
+                    [
+                        float(np.clip(x0 + xs.min(), 0, W)),
+                        float(np.clip(y0i + ys.min(), 0, H)),
+                        float(np.clip(x0 + xs.max() + 1, 0, W)),
+                        float(np.clip(y0i + ys.max() + 1, 0, H)),
+                    ]
+                )
             else:
                 boxes[p].append([0.0, 0.0, 0.0, 0.0])
             yaws[p].append(round(yaw, 2))
@@ -248,8 +294,15 @@ def render_clip(plan: ClipPlan, cfg: SynthConfig, rng: np.random.Generator) -> t
         mix = mix * (0.9 / peak)
     mix = (mix + rng.normal(0, 3e-4, mix.shape)).astype(np.float32)  # room tone
     gt_people = [
-        {"person_id": person.person_id, "slot": p, "yaw": plan.base_pose[p][0], "pitch": plan.base_pose[p][1],
-         "roll": plan.base_pose[p][2], "yaws": yaws[p], "boxes": boxes[p]}
+        {
+            "person_id": person.person_id,
+            "slot": p,
+            "yaw": plan.base_pose[p][0],
+            "pitch": plan.base_pose[p][1],
+            "roll": plan.base_pose[p][2],
+            "yaws": yaws[p],
+            "boxes": boxes[p],
+        }
         for p, person in enumerate(plan.people)
     ]
     return frames, mix, gt_people
@@ -269,7 +322,9 @@ def _paste(img: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int
     img[by0:by1, bx0:bx1] = region * (1 - a) + rgb[ay0 : ay0 + by1 - by0, ax0 : ax0 + bx1 - bx0] * a
 
 
-def plan_still(person: Person, cfg: SynthConfig, rng: np.random.Generator, clip_id: str = "still") -> ClipPlan:
+def plan_still(
+    person: Person, cfg: SynthConfig, rng: np.random.Generator, clip_id: str = "still"
+) -> ClipPlan:
     """A one-frame, silent close-up of ``person`` with fresh pose, light, background and camera nuisance.
 
     Used for reference portraits (several views of one person) and for the recogniser bars.
@@ -278,13 +333,23 @@ def plan_still(person: Person, cfg: SynthConfig, rng: np.random.Generator, clip_
     head_px = float(min(rng.uniform(0.7, 0.95) * H, 0.92 * W * 1.35))
     yaw = float(rng.uniform(-1, 1) * cfg.max_yaw)
     return ClipPlan(
-        clip_id=clip_id, split=person.split, people=[person], segments=[], tracks=[np.zeros(int(cfg.sample_rate // cfg.fps) + 1, np.float32)],
-        duration=1 / cfg.fps, num_frames=1,
-        centres=[(float(W * rng.uniform(0.42, 0.58)), float(H * rng.uniform(0.40, 0.50)))], head_px=head_px,
-        base_pose=[(yaw, float(rng.uniform(-0.5, 0.5) * cfg.max_pitch), float(rng.uniform(-0.5, 0.5) * cfg.max_roll))],
+        clip_id=clip_id,
+        split=person.split,
+        people=[person],
+        segments=[],
+        tracks=[np.zeros(int(cfg.sample_rate // cfg.fps) + 1, np.float32)],
+        duration=1 / cfg.fps,
+        num_frames=1,
+        centres=[(float(W * rng.uniform(0.42, 0.58)), float(H * rng.uniform(0.40, 0.50)))],
+        head_px=head_px,
+        base_pose=[
+            (yaw, float(rng.uniform(-0.5, 0.5) * cfg.max_pitch), float(rng.uniform(-0.5, 0.5) * cfg.max_roll))
+        ],
         light=(float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.0)), float(rng.uniform(0.6, 1.0))),
-        ambient=float(rng.uniform(0.35, 0.6)), clothes=[tuple(float(c) for c in rng.uniform(0.05, 0.85, 3))],  # type: ignore[list-item]
-        blur=float(rng.uniform(*cfg.blur)), noise=float(rng.uniform(*cfg.noise)),
-        crf=int(rng.integers(cfg.crf[0], cfg.crf[1] + 1)), extras={"background_seed": int(rng.integers(2**31)),
-                                                                "still": True},
+        ambient=float(rng.uniform(0.35, 0.6)),
+        clothes=[tuple(float(c) for c in rng.uniform(0.05, 0.85, 3))],  # type: ignore[list-item]
+        blur=float(rng.uniform(*cfg.blur)),
+        noise=float(rng.uniform(*cfg.noise)),
+        crf=int(rng.integers(cfg.crf[0], cfg.crf[1] + 1)),
+        extras={"background_seed": int(rng.integers(2**31)), "still": True},
     )

@@ -47,7 +47,9 @@ def make_people(cfg: SynthConfig) -> list[Person]:
     people = []
     for i in range(cfg.num_people):
         rng = _rng(cfg.seed, 1, i)
-        people.append(Person(f"p{i:04d}", "heldout" if i in heldout else "train", sample_face(rng), sample_voice(rng)))
+        people.append(
+            Person(f"p{i:04d}", "heldout" if i in heldout else "train", sample_face(rng), sample_voice(rng))
+        )
     return people
 
 
@@ -72,20 +74,42 @@ def cast_clips(cfg: SynthConfig, people: list[Person]) -> list[tuple[str, str, l
     return out
 
 
-def _make_clip(cfg: SynthConfig, index: int, clip_id: str, split: str, people: list[Person], out_dir: str) -> dict[str, Any]:
+def _make_clip(
+    cfg: SynthConfig, index: int, clip_id: str, split: str, people: list[Person], out_dir: str
+) -> dict[str, Any]:
     rng = _rng(cfg.seed, 3, index)
     plan = plan_clip(clip_id, split, people, cfg, rng)
     frames, audio, gt_people = render_clip(plan, cfg, rng)
     out = Path(out_dir)
     write_av(out / "videos" / f"{clip_id}.mp4", frames, cfg.fps, audio, cfg.sample_rate, crf=plan.crf)
     gt = {
-        "clip_id": clip_id, "split": split, "fps": cfg.fps, "sample_rate": cfg.sample_rate,
-        "num_frames": plan.num_frames, "duration": plan.duration, "width": cfg.width, "height": cfg.height,
+        "clip_id": clip_id,
+        "split": split,
+        "fps": cfg.fps,
+        "sample_rate": cfg.sample_rate,
+        "num_frames": plan.num_frames,
+        "duration": plan.duration,
+        "width": cfg.width,
+        "height": cfg.height,
         "people": gt_people,
-        "segments": [{"person_id": people[s.slot].person_id, "slot": s.slot, "start": s.start, "end": s.end,
-                      "text": s.text} for s in plan.segments],
-        "nuisance": {"blur": plan.blur, "noise": plan.noise, "crf": plan.crf, "light": list(plan.light),
-                     "ambient": plan.ambient, "head_px": plan.head_px},
+        "segments": [
+            {
+                "person_id": people[s.slot].person_id,
+                "slot": s.slot,
+                "start": s.start,
+                "end": s.end,
+                "text": s.text,
+            }
+            for s in plan.segments
+        ],
+        "nuisance": {
+            "blur": plan.blur,
+            "noise": plan.noise,
+            "crf": plan.crf,
+            "light": list(plan.light),
+            "ambient": plan.ambient,
+            "head_px": plan.head_px,
+        },
     }
     atomic_write_json(out / "ground_truth" / "clips" / f"{clip_id}.json", gt)
     return {"clip_id": clip_id, "frames": plan.num_frames, "seconds": plan.duration}
@@ -100,11 +124,16 @@ def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
     people = make_people(cfg)
-    atomic_write_text(out / "ground_truth" / "people.jsonl",
-                      "".join(json.dumps(p.to_dict(), sort_keys=True) + "\n" for p in people))
+    atomic_write_text(
+        out / "ground_truth" / "people.jsonl",
+        "".join(json.dumps(p.to_dict(), sort_keys=True) + "\n" for p in people),
+    )
     casts = cast_clips(cfg, people)
-    todo = [(i, cid, split, idx) for i, (cid, split, idx) in enumerate(casts)
-            if not (out / "ground_truth" / "clips" / f"{cid}.json").exists()]
+    todo = [
+        (i, cid, split, idx)
+        for i, (cid, split, idx) in enumerate(casts)
+        if not (out / "ground_truth" / "clips" / f"{cid}.json").exists()
+    ]
     if len(todo) < len(casts):
         log.info("resuming: %d of %d clips already done", len(casts) - len(todo), len(casts))
     t0 = time.perf_counter()
@@ -116,8 +145,10 @@ def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True)
             bar.update()
     else:
         with ProcessPoolExecutor(cfg.workers) as pool:
-            futures = [pool.submit(_make_clip, cfg, i, cid, split, [people[j] for j in idx], str(out))
-                       for i, cid, split, idx in todo]
+            futures = [
+                pool.submit(_make_clip, cfg, i, cid, split, [people[j] for j in idx], str(out))
+                for i, cid, split, idx in todo
+            ]
             for fut in as_completed(futures):
                 made.append(fut.result())
                 bar.update()
@@ -126,11 +157,16 @@ def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True)
     n_people = {s: sum(p.split == s for p in people) for s in ("train", "heldout")}
     n_clips = {s: sum(c[1] == s for c in casts) for s in ("train", "heldout")}
     stats = {
-        "people": n_people, "clips": n_clips,
-        "clips_made_this_run": len(made), "seconds_made_this_run": round(sum(m["seconds"] for m in made), 2),
-        "wall_seconds": round(wall, 2), "workers": cfg.workers,
+        "people": n_people,
+        "clips": n_clips,
+        "clips_made_this_run": len(made),
+        "seconds_made_this_run": round(sum(m["seconds"] for m in made), 2),
+        "wall_seconds": round(wall, 2),
+        "workers": cfg.workers,
         "clips_per_second": round(len(made) / wall, 3) if made and wall > 0 else None,
-        "media_seconds_per_second": round(sum(m["seconds"] for m in made) / wall, 3) if made and wall > 0 else None,
+        "media_seconds_per_second": round(sum(m["seconds"] for m in made) / wall, 3)
+        if made and wall > 0
+        else None,
     }
     atomic_write_json(out / "stats.json", stats)
     log.info("world %s: %s", out, stats)
