@@ -138,7 +138,20 @@ def test_targets_see_references_but_not_padding(model: DualTowerDiT) -> None:
     assert g[-1, :, -1].abs().sum() == 0  # padded views get no gradient
 
 
-def test_reference_cache_matches_uncached(model: DualTowerDiT) -> None:
+@pytest.mark.parametrize("ref_params", ["lora", "copy", "shared"])
+def test_reference_cache_matches_uncached(ref_params: str) -> None:
+    cfg = get_config("debug")
+    cfg = dataclasses.replace(
+        cfg,
+        video=dataclasses.replace(cfg.video, ref_params=ref_params),
+        audio=dataclasses.replace(cfg.audio, ref_params="shared" if ref_params == "copy" else ref_params),
+    )
+    torch.manual_seed(0)
+    model = DualTowerDiT(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".ref." in name:
+                p.normal_(0, 0.1)
     video, audio = make_inputs(model.config, slots=2, views=3, seed=4)
     with torch.no_grad():
         cache = model.prepare_references(
