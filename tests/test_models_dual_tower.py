@@ -83,7 +83,7 @@ def test_reference_stream_ignores_targets(model: DualTowerDiT) -> None:
     captured = []
     original = model.prepare_references
 
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(*args: object, **kwargs: object) -> object:
         cache = original(*args, **kwargs)
         captured.append(cache)
         return cache

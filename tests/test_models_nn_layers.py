@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from facevox.nn.patchify import PatchEmbed3d, unpatchify
@@ -49,3 +50,36 @@ def test_patchify_round_trip_and_sinusoid() -> None:
     torch.testing.assert_close(unpatchify(tokens, (4, 3, 4), (1, 2, 2)), x)
     f = sinusoidal_features(torch.tensor([0.0, 500.0]), 8)
     assert f.shape == (2, 8) and torch.allclose(f[0, :4], torch.ones(4))
+
+
+def test_additive_mask_matches_boolean_mask() -> None:
+    from facevox.nn.attention import attend, key_mask
+
+    q, k, v = torch.randn(2, 2, 3, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
+    valid = torch.tensor([[True, True, False, True, False], [True, False, False, False, False]])
+    additive = torch.zeros(2, 1, 1, 5).masked_fill(~key_mask(valid), float("-inf"))
+    torch.testing.assert_close(attend(q, k, v, key_mask(valid)), attend(q, k, v, additive))
+    torch.testing.assert_close(
+        attend(q, k, v, key_mask(valid))[1], attend(q[1:], k[1:, :, :1], v[1:, :, :1])[0]
+    )
+
+
+@pytest.mark.parametrize("mode", ["after", "before"])
+def test_reference_regions_are_disjoint(mode: str) -> None:
+    from facevox.models.positions import audio_reference_positions, video_reference_positions
+
+    T, gap, views = 7, 4, 3
+    slot_ids = torch.tensor([[0, 1, 2, 3]])
+    pos = video_reference_positions(slot_ids, views, (2, 2), target_frames=T, gap=gap, mode=mode)
+    t = pos[0, :, 0].reshape(4, views * 4)  # per slot
+    for a in range(4):
+        assert not set(t[a].tolist()) & set(range(T)), "reference time collides with target frames"
+        for b in range(a + 1, 4):
+            assert not set(t[a].tolist()) & set(t[b].tolist()), f"slots {a} and {b} overlap"
+    assert (pos[0, :4, 1:] == torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])).all()
+    ap = audio_reference_positions(
+        slot_ids, 5, target_tokens=25, start=None, gap=8, time_scale=1.0, mode=mode
+    )
+    idx = ap[0].reshape(4, 5)
+    assert all(not (set(idx[a].tolist()) & set(range(25))) for a in range(4))
+    assert len(set(idx.flatten().tolist())) == 20

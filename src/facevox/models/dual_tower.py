@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from einops import rearrange, repeat
@@ -44,6 +46,8 @@ from facevox.nn.rope import RotaryTable, rotary_table
 from facevox.nn.timestep import TimestepEmbedding
 
 logger = logging.getLogger(__name__)
+
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ class DualTowerDiT(nn.Module):
         """Recompute each block (and each reference step) in backward (plain torch.utils.checkpoint)."""
         self.gradient_checkpointing = enabled
 
-    def _run(self, fn, *args):  # noqa: ANN001, ANN202 - thin wrapper over checkpoint
+    def _run(self, fn: Callable[..., _R], *args: object) -> _R:
+        """Call ``fn``, through activation checkpointing when it is on and gradients are recorded."""
         if self.gradient_checkpointing and torch.is_grad_enabled():
             return checkpoint(fn, *args, use_reentrant=False)
         return fn(*args)
@@ -218,7 +223,8 @@ class DualTowerDiT(nn.Module):
         )
 
     # ------------------------------------------------------------------ forward
-    def _caption(self, m: ModalityInput, proj: TextProjection, ident) -> Tensor:  # noqa: ANN001
+    def _caption(self, m: ModalityInput, proj: TextProjection, ident: Callable[[Tensor], Tensor]) -> Tensor:
+        """Projected caption (B, L, D) with the identity embedding added to tagged tokens."""
         text = proj(m.context)  # (B, L, D)
         if m.context_slot_ids is not None:
             text = text + ident(m.context_slot_ids)
