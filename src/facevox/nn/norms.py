@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -21,10 +22,14 @@ class RMSNorm(nn.Module):
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in float32 (affine optional, off by default as in Wan's pre-norms)."""
+    """LayerNorm normalised in float32, affine (optional; off by default as in Wan's pre-norms) applied
+    in the parameters' dtype, so low-precision weights work."""
 
     def __init__(self, dim: int, eps: float = 1e-6, affine: bool = False) -> None:
         super().__init__(dim, eps=eps, elementwise_affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).to(x.dtype)
+        y = F.layer_norm(x.float(), self.normalized_shape, None, None, self.eps).to(x.dtype)
+        if self.weight is not None:
+            y = y * self.weight + self.bias
+        return y
