@@ -1,10 +1,12 @@
 """Procedural voices: Debian ``espeak-ng`` voices x variants x pitch x speed, reshaped with ``sox``.
 
 A voice identity is an espeak-ng accent (``en-us``, ``en-gb-scotland``, …) and variant
-(formant/voicing preset such as ``m3`` or ``f2``), a base pitch and speed, and a ``sox``
-post-chain that moves the whole spectrum (``pitch``, which shifts formants with the pitch) and
-tilts it (``bass``/``treble``). espeak's own ``-p`` then sets the fundamental independently of
-that spectral shift, so formant scale and pitch vary separately, as they do between people.
+(formant/voicing preset such as ``m3`` or ``f2``), a base pitch, intonation range and speed, a
+``sox`` post-chain that moves the whole spectrum (``pitch``, which shifts formants with the pitch)
+and tilts it (``bass``/``treble``), and a breath-noise level. espeak's own ``-p`` then sets the
+fundamental independently of that spectral shift, so formant scale and pitch vary separately, as
+they do between people. Breath noise is high-passed white noise that follows the speech envelope,
+seeded from the voice and the text so that synthesis stays deterministic.
 
 Output: float32 mono in [-1, 1] at the requested sample rate; the same voice and text always give
 the same samples.
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 import numpy as np
+from scipy import signal
 
 ACCENTS = (
     "en-us",
@@ -86,6 +92,8 @@ class VoiceIdentity:
     spectral_shift: int  # sox pitch shift in cents (moves formants and pitch together)
     bass: float  # sox bass gain in dB at 200 Hz
     treble: float  # sox treble gain in dB at 3 kHz
+    pitch_range: int = 50  # espeak intonation range (SSML prosody range), 0..100, 50 = espeak default
+    breathiness: float = 0.0  # breath-noise RMS relative to the local speech RMS, 0 = none
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,6 +123,8 @@ def sample_voice(rng: np.random.Generator) -> VoiceIdentity:
         spectral_shift=int(rng.integers(-250, 251)),
         bass=float(np.round(rng.uniform(-6, 6), 1)),
         treble=float(np.round(rng.uniform(-6, 6), 1)),
+        pitch_range=int(rng.integers(25, 91)),
+        breathiness=float(np.round(10 ** rng.uniform(-2.0, -1.1), 4)),  # -40 .. -22 dB
     )
 
 
@@ -130,8 +140,14 @@ def synthesize(voice: VoiceIdentity, text: str, sample_rate: int = 16_000) -> np
     """Speak ``text`` with ``voice``: (S,) float32 mono at ``sample_rate``."""
     if not text.strip():
         raise ValueError("cannot synthesise empty text")
+    if not 0 <= voice.pitch_range <= 100:
+        raise ValueError(f"pitch_range must be in 0..100, got {voice.pitch_range}")
+    if not 0.0 <= voice.breathiness <= 1.0:
+        raise ValueError(f"breathiness must be in [0, 1], got {voice.breathiness}")
+    ssml = f'<speak><prosody range="{voice.pitch_range}">{escape(text)}</prosody></speak>'
     espeak = [
         _tool("espeak-ng"),
+        "-m",
         "-v",
         voice.espeak_voice,
         "-p",
@@ -139,7 +155,7 @@ def synthesize(voice: VoiceIdentity, text: str, sample_rate: int = 16_000) -> np
         "-s",
         str(voice.speed),
         "--stdout",
-        text,
+        ssml,
     ]
     try:
         wav = subprocess.run(espeak, capture_output=True, check=True, timeout=60).stdout
@@ -180,7 +196,26 @@ def synthesize(voice: VoiceIdentity, text: str, sample_rate: int = 16_000) -> np
     audio = np.frombuffer(raw, dtype=np.float32).copy()
     if audio.size == 0:
         raise VoiceToolError(f"espeak-ng produced no audio for {text!r} with voice {voice.espeak_voice}")
-    return np.clip(audio, -1.0, 1.0)
+    if voice.breathiness > 0:
+        audio = audio + _breath_noise(audio, sample_rate, voice.breathiness, _noise_seed(voice, text))
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def _noise_seed(voice: VoiceIdentity, text: str) -> int:
+    """A process-independent seed from the voice and the text (``hash()`` is salted per process)."""
+    key = json.dumps(voice.to_dict(), sort_keys=True) + "\n" + text
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
+
+
+def _breath_noise(audio: np.ndarray, sample_rate: int, level: float, seed: int) -> np.ndarray:
+    """(S,) noise above 1.5 kHz whose RMS follows ``level`` x the 20 ms speech RMS of ``audio``."""
+    noise = np.random.default_rng(seed).standard_normal(audio.size)
+    cutoff = min(1_500.0, 0.4 * sample_rate)
+    noise = signal.sosfilt(signal.butter(2, cutoff, "highpass", fs=sample_rate, output="sos"), noise)
+    noise /= max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+    win = max(1, int(0.02 * sample_rate))
+    local_rms = np.sqrt(np.convolve(audio.astype(np.float64) ** 2, np.ones(win) / win, mode="same"))
+    return (level * local_rms * noise).astype(np.float32)
 
 
 def speech_envelope(audio: np.ndarray, sample_rate: int, fps: float) -> np.ndarray:
