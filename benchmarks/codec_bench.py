@@ -1,0 +1,209 @@
+"""Codec benchmark on a synthetic world's held-out people (never seen by train-codec).
+
+Video (``--video``): clips resized to a short side of 72 px and centre-cropped to 64x64 (the
+training view), first 17 frames, encoded and decoded with the posterior mean. Prints PSNR and SSIM
+over all frames, and dlib face identity (similarity ``1 - distance``, both images upsampled to
+256 px, face box from the ground truth) between original and reconstruction, beside the bars of the
+same original view: same person in another clip ("self-similarity") and different people.
+
+Audio (``--audio``): the first ``--seconds`` of each clip's 16 kHz speech through the codec. Prints
+log-mel L1 (80 mels) and resemblyzer cosine similarity original vs reconstruction, beside the same
+and different speaker bars of the originals.
+
+    python benchmarks/codec_bench.py --world runs/world --video runs/codec-video --audio runs/codec-audio
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facevox.codecs.audio import OobleckAudioCodec
+from facevox.codecs.video import WanVideoCodec
+from facevox.io.media import read_av
+from facevox.recognisers.faces import face_embeddings
+from facevox.recognisers.voices import voice_embedding
+
+
+def heldout_clips(world: Path, limit: int) -> list[dict]:
+    """Held-out clips with one person (so the identity of the face and the voice is unambiguous)."""
+    out = []
+    for meta in sorted((world / "ground_truth" / "clips").glob("*.json")):
+        info = json.loads(meta.read_text())
+        if info["split"] == "heldout" and len(info["people"]) == 1:
+            out.append(info)
+    return out[:limit]
+
+
+def training_view(
+    video: np.ndarray, short_side: int = 72, size: int = 64
+) -> tuple[torch.Tensor, float, int, int]:
+    """(T, H, W, 3) uint8 -> (3, T, size, size) in [-1, 1], with the scale and crop offsets used."""
+    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float()
+    h, w = frames.shape[-2:]
+    scale = short_side / min(h, w)
+    nh, nw = round(h * scale), round(w * scale)
+    frames = F.interpolate(frames, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    y0, x0 = (nh - size) // 2, (nw - size) // 2
+    crop = frames[:, :, y0 : y0 + size, x0 : x0 + size].clamp(0, 255).round()
+    return crop.permute(1, 0, 2, 3) / 127.5 - 1.0, scale, y0, x0
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
+
+
+def face_embedding_64(
+    frame: np.ndarray, box: list[float], scale: float, y0: int, x0: int
+) -> np.ndarray | None:
+    """dlib embedding of a 64x64 view upsampled to 256 px, face box mapped from the full frame."""
+    up = 4
+    big = np.asarray(
+        F.interpolate(
+            torch.from_numpy(frame).permute(2, 0, 1)[None].float(), scale_factor=up, mode="bicubic"
+        )[0]
+        .clamp(0, 255)
+        .byte()
+        .permute(1, 2, 0)
+    )
+    bx = [
+        (box[0] * scale - x0) * up,
+        (box[1] * scale - y0) * up,
+        (box[2] * scale - x0) * up,
+        (box[3] * scale - y0) * up,
+    ]
+    bx = [float(np.clip(v, 0, big.shape[0] - 1)) for v in bx]
+    if bx[2] - bx[0] < 40 or bx[3] - bx[1] < 40:
+        return None
+    emb = face_embeddings(big, [bx])
+    return emb[0] if len(emb) else None
+
+
+def pair_bars(embs: dict[str, list[np.ndarray]], sim) -> tuple[float, float]:  # noqa: ANN001
+    """Mean similarity of same-person pairs across clips and of different-person pairs."""
+    items = [(pid, e) for pid, es in embs.items() for e in es]
+    same, diff = [], []
+    for (pa, ea), (pb, eb) in itertools.combinations(items, 2):
+        (same if pa == pb else diff).append(sim(ea, eb))
+    return (float(np.mean(same)) if same else float("nan")), (float(np.mean(diff)) if diff else float("nan"))
+
+
+def bench_video(world: Path, folder: Path, clips: list[dict], frames: int) -> dict:
+    from skimage.metrics import structural_similarity
+
+    codec = WanVideoCodec.from_pretrained(folder)
+    psnrs, ssims, recon_sims = [], [], []
+    originals: dict[str, list[np.ndarray]] = {}
+    t0 = time.perf_counter()
+    for info in clips:
+        video = read_av(world / "videos" / f"{info['clip_id']}.mp4", max_frames=frames).video
+        x, scale, y0, x0 = training_view(video[:frames])
+        with torch.no_grad():
+            y = codec.decode(codec.encode(x[None]).mean)[0]
+        person = info["people"][0]
+        for t in range(x.shape[1]):
+            a, b = to_uint8(x[:, t]), to_uint8(y[:, t])
+            psnrs.append(psnr(a, b))
+            ssims.append(structural_similarity(a, b, channel_axis=2, data_range=255))
+        for t in (0, frames - 1):
+            ea = face_embedding_64(to_uint8(x[:, t]), person["boxes"][t], scale, y0, x0)
+            eb = face_embedding_64(to_uint8(y[:, t]), person["boxes"][t], scale, y0, x0)
+            if ea is not None and eb is not None:
+                recon_sims.append(1 - float(np.linalg.norm(ea - eb)))
+            if ea is not None and t == 0:
+                originals.setdefault(person["person_id"], []).append(ea)
+    seconds = time.perf_counter() - t0
+    same, diff = pair_bars(originals, lambda a, b: 1 - float(np.linalg.norm(a - b)))
+    recon = float(np.mean(recon_sims)) if recon_sims else float("nan")
+    return {
+        "clips": len(clips),
+        "frames_per_clip": frames,
+        "psnr_db": float(np.mean(psnrs)),
+        "ssim": float(np.mean(ssims)),
+        "face_sim_orig_vs_recon": recon,
+        "face_pairs_measured": len(recon_sims),
+        "face_sim_same_person_other_clip": same,
+        "face_sim_different_people": diff,
+        "recon_over_self_similarity": recon / same,
+        "latent_shape": list(codec.latent_shape(frames, 64, 64)),
+        "seconds": seconds,
+    }
+
+
+def log_mel(audio: np.ndarray, sr: int = 16_000) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=audio, sr=sr, n_fft=1024, hop_length=256, n_mels=80)
+    return np.log10(np.maximum(mel, 1e-5))
+
+
+def bench_audio(world: Path, folder: Path, clips: list[dict], seconds: float) -> dict:
+    codec = OobleckAudioCodec.from_pretrained(folder)
+    mel_l1, sims = [], []
+    originals: dict[str, list[np.ndarray]] = {}
+    t0 = time.perf_counter()
+    for info in clips:
+        audio = read_av(world / "videos" / f"{info['clip_id']}.mp4", max_frames=1).audio
+        if audio is None:
+            continue
+        audio = audio[: int(seconds * codec.sample_rate)]
+        with torch.no_grad():
+            x = torch.from_numpy(audio)[None, None]
+            y = codec.decode(codec.encode(x).mean)[0, 0, : audio.shape[0]].numpy()
+        mel_l1.append(float(np.abs(log_mel(audio) - log_mel(y)).mean()))
+        ea, eb = voice_embedding(audio), voice_embedding(y)
+        sims.append(float(ea @ eb))
+        originals.setdefault(info["people"][0]["person_id"], []).append(ea)
+    elapsed = time.perf_counter() - t0
+    same, diff = pair_bars(originals, lambda a, b: float(a @ b))
+    return {
+        "clips": len(mel_l1),
+        "seconds_per_clip": seconds,
+        "log_mel_l1": float(np.mean(mel_l1)),
+        "voice_sim_orig_vs_recon": float(np.mean(sims)),
+        "voice_sim_min": float(np.min(sims)),
+        "voice_sim_same_person_other_clip": same,
+        "voice_sim_different_people": diff,
+        "hop": codec.time_stride,
+        "latent_channels": codec.latent_channels,
+        "seconds": elapsed,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--world", type=Path, required=True)
+    p.add_argument("--video", type=Path, help="a trained video codec folder")
+    p.add_argument("--audio", type=Path, help="a trained audio codec folder")
+    p.add_argument("--clips", type=int, default=12, help="held-out single-person clips to use")
+    p.add_argument("--frames", type=int, default=17, help="video frames per clip (1 + 4k)")
+    p.add_argument("--seconds", type=float, default=4.0, help="audio seconds per clip")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    clips = heldout_clips(args.world, args.clips)
+    if not clips:
+        raise SystemExit(f"no held-out single-person clips in {args.world}")
+    report = {}
+    if args.video:
+        report["video"] = bench_video(args.world, args.video, clips, args.frames)
+    if args.audio:
+        report["audio"] = bench_audio(args.world, args.audio, clips, args.seconds)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

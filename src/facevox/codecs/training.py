@@ -1,0 +1,239 @@
+"""``facevox train-codec``: train a tiny video or audio codec, resumably.
+
+Training state (model, optimizer, sampler RNG, step) is one safetensors file written atomically
+every ``checkpoint_every`` steps; rerunning with the same out folder continues from it. When done
+(``steps`` reached or the ``time_budget_min`` spent) the latent statistics are measured on training
+samples and the codec is written with ``save_pretrained`` into the out folder, beside the resolved
+config (``config.yaml``) and per-step metrics (``metrics.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from facevox.codecs.audio import OobleckAudioCodec, tiny_oobleck_config
+from facevox.codecs.base import LatentStats
+from facevox.codecs.data import MediaBank, list_clips
+from facevox.codecs.losses import gaussian_kl, multires_stft_loss
+from facevox.codecs.video import WanVideoCodec, tiny_wan_config
+from facevox.config import to_dict
+from facevox.io.atomic import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoCodecConfig:
+    base_dim: int = 16  # Wan VAE base width
+    z_dim: int = 8  # latent channels
+    dim_mult: tuple[int, int, int, int] = (1, 2, 4, 4)  # width multiples per level (x8 space)
+    num_res_blocks: int = 1  # residual blocks per level
+    frames: int = 5  # training clip length (1 + 4k)
+    size: int = 64  # training crop size (pixels, square)
+    short_side: int = 72  # clips are resized to this short side before cropping
+    l2_weight: float = 1.0  # MSE term beside the L1 term
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioCodecConfig:
+    hidden: int = 32  # Oobleck decoder base width
+    latent_channels: int = 16  # latent channels (encoder width is twice this)
+    downsampling_ratios: tuple[int, ...] = (2, 4, 8, 10)  # hop = product (640 = 25 latents/s)
+    channel_multiples: tuple[int, ...] = (1, 2, 4, 8)
+    sample_rate: int = 16_000
+    segment_samples: int = 10_240  # training segment length (a multiple of the hop)
+    stft_weight: float = 1.0  # multi-resolution STFT term
+    l1_weight: float = 1.0  # waveform L1 term
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainCodecConfig:
+    kind: Literal["video", "audio"] = "video"
+    steps: int = 2000  # optimiser steps to reach
+    time_budget_min: float = 18.0  # stop (and finish) after this much training wall time in one run
+    batch_size: int = 4
+    lr: float = 5e-4
+    kl_weight: float = 1e-4  # weight of the mean per-element KL
+    grad_clip: float = 1.0
+    checkpoint_every: int = 50
+    log_every: int = 10
+    stats_batches: int = 8  # batches used to measure the latent mean/std at the end
+    max_clips: int | None = None  # read at most this many clips (None: all)
+    threads: int = 2  # torch intra-op threads
+    seed: int = 0
+    video: VideoCodecConfig = field(default_factory=VideoCodecConfig)
+    audio: AudioCodecConfig = field(default_factory=AudioCodecConfig)
+
+
+def build_codec(cfg: TrainCodecConfig) -> WanVideoCodec | OobleckAudioCodec:
+    if cfg.kind == "video":
+        v = cfg.video
+        return WanVideoCodec.from_config(
+            tiny_wan_config(v.base_dim, v.z_dim, tuple(v.dim_mult), v.num_res_blocks)
+        )
+    a = cfg.audio
+    if a.segment_samples % int(torch.tensor(a.downsampling_ratios).prod()):
+        raise ValueError(f"audio.segment_samples={a.segment_samples} is not a multiple of the hop")
+    return OobleckAudioCodec.from_config(
+        tiny_oobleck_config(
+            a.hidden,
+            a.latent_channels,
+            tuple(a.downsampling_ratios),
+            tuple(a.channel_multiples),
+            a.sample_rate,
+        )
+    )
+
+
+def sample_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -> torch.Tensor:
+    if cfg.kind == "video":
+        return bank.video_batch(cfg.batch_size, cfg.video.frames, cfg.video.size, gen)
+    return bank.audio_batch(cfg.batch_size, cfg.audio.segment_samples, gen)
+
+
+def codec_loss(
+    cfg: TrainCodecConfig, codec: WanVideoCodec | OobleckAudioCodec, x: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss and its parts for one batch, through a sampled latent (the VAE objective)."""
+    post = codec.raw_posterior(x)
+    z = post.sample(gen)
+    recon = codec.vae.decode(z).sample
+    kl = gaussian_kl(post)
+    if cfg.kind == "video":
+        l1 = (recon - x).abs().mean()
+        l2 = (recon - x).pow(2).mean()
+        total = l1 + cfg.video.l2_weight * l2 + cfg.kl_weight * kl
+        parts = {"l1": l1.item(), "l2": l2.item(), "kl": kl.item()}
+    else:
+        recon = recon[..., : x.shape[-1]]
+        l1 = (recon - x).abs().mean()
+        stft = multires_stft_loss(recon, x)
+        total = cfg.audio.l1_weight * l1 + cfg.audio.stft_weight * stft + cfg.kl_weight * kl
+        parts = {"l1": l1.item(), "stft": stft.item(), "kl": kl.item()}
+    parts["loss"] = total.item()
+    return total, parts
+
+
+# ---- resumable training state (safetensors; optimizer structure in the metadata)
+def save_state(
+    path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, step: int
+) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for idx, state in opt_state["state"].items():
+        for name, value in state.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim.{idx}.{name}"] = t.detach().contiguous()
+    tensors["rng.sampler"] = gen.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"step": str(step), "param_groups": json.dumps(opt_state["param_groups"])}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(path))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+    gen.set_state(tensors["rng.sampler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return int(meta["step"])
+
+
+@torch.no_grad()
+def measure_stats(
+    cfg: TrainCodecConfig, codec: WanVideoCodec | OobleckAudioCodec, bank: MediaBank, gen: torch.Generator
+) -> LatentStats:
+    means = [codec.raw_posterior(sample_batch(cfg, bank, gen)).mean for _ in range(cfg.stats_batches)]
+    return LatentStats.measure(torch.cat(means))
+
+
+def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Path:
+    """Train (or resume) a tiny codec on the clips of ``data``; returns the out folder."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(cfg.threads)
+    import yaml
+
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    torch.manual_seed(cfg.seed)
+    codec = build_codec(cfg)
+    model = codec.vae.train().requires_grad_(True)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    if (out / CHECKPOINT).is_file():
+        step = load_state(out / CHECKPOINT, model, opt, gen)
+        log.info("resuming from step %d", step)
+    bank = MediaBank.load(
+        list_clips(data),
+        want_video=cfg.kind == "video",
+        want_audio=cfg.kind == "audio",
+        sample_rate=cfg.audio.sample_rate,
+        short_side=cfg.video.short_side,
+        max_clips=cfg.max_clips,
+    )
+    start = time.monotonic()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train-codec {cfg.kind}", unit="step")
+    with (out / "metrics.jsonl").open("a") as metrics:
+        while step < cfg.steps:
+            x = sample_batch(cfg, bank, gen)
+            loss, parts = codec_loss(cfg, codec, x, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0:
+                bar.set_postfix({k: f"{v:.4f}" for k, v in parts.items()})
+                metrics.write(json.dumps({"step": step, **parts}) + "\n")
+                metrics.flush()
+            if step % cfg.checkpoint_every == 0:
+                save_state(out / CHECKPOINT, model, opt, gen, step)
+            if (time.monotonic() - start) / 60 > cfg.time_budget_min:
+                log.info("time budget of %.1f min spent at step %d", cfg.time_budget_min, step)
+                break
+    bar.close()
+    save_state(out / CHECKPOINT, model, opt, gen, step)
+    codec.vae.eval().requires_grad_(False)
+    codec.set_stats(measure_stats(cfg, codec, bank, gen))
+    codec.save_pretrained(out)
+    log.info("wrote %s codec (step %d) to %s", cfg.kind, step, out)
+    return out
+
+
+def load_trained(folder: str | Path) -> WanVideoCodec | OobleckAudioCodec:
+    """Load a codec written by :func:`train_codec` (its kind is read from config.yaml)."""
+    import yaml
+
+    folder = Path(folder)
+    cfg_path = folder / "config.yaml"
+    if not cfg_path.is_file():
+        raise ValueError(f"{folder} has no config.yaml from train-codec")
+    kind: Any = yaml.safe_load(cfg_path.read_text()).get("kind")
+    return (
+        WanVideoCodec.from_pretrained(folder)
+        if kind == "video"
+        else OobleckAudioCodec.from_pretrained(folder)
+    )

@@ -1,0 +1,98 @@
+"""Oobleck audio codec at 16 kHz: tiny round trips, padding, stats file, errors, brief training."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from facevox.codecs import CodecFilesError, LatentStats, OobleckAudioCodec, tiny_oobleck_config
+from facevox.codecs.losses import gaussian_kl, multires_stft_loss
+
+
+def _tiny(seed: int = 0) -> OobleckAudioCodec:
+    torch.manual_seed(seed)
+    return OobleckAudioCodec.from_config(
+        tiny_oobleck_config(
+            hidden=8, latent_channels=4, downsampling_ratios=(2, 4, 8), channel_multiples=(1, 2, 4)
+        )
+    )
+
+
+def _tone(samples: int, batch: int = 1, sr: int = 16_000) -> torch.Tensor:
+    t = torch.arange(samples) / sr
+    waves = [
+        0.5 * torch.sin(2 * math.pi * (180 + 60 * b) * t) * (0.6 + 0.4 * torch.sin(9 * t))
+        for b in range(batch)
+    ]
+    return torch.stack(waves).unsqueeze(1)  # (B, 1, S)
+
+
+def test_default_tiny_geometry_matches_the_tiny_alignment():
+    from facevox.alignment import PRESETS
+
+    cfg = tiny_oobleck_config()
+    hop = math.prod(cfg["downsampling_ratios"])
+    assert hop == PRESETS["tiny"].audio_hop == 640
+    assert cfg["encoder_hidden_size"] == 2 * cfg["decoder_input_channels"]
+
+
+def test_round_trip_shapes_and_padding():
+    codec = _tiny()
+    assert (codec.time_stride, codec.latent_channels, codec.sample_rate) == (64, 4, 16_000)
+    x = _tone(1000, batch=2)  # not a multiple of the hop: padded up to 16 * 64
+    dist = codec.encode(x)
+    assert dist.mean.shape == (2, 4, 16) and codec.latent_frames(1000) == 16
+    assert codec.decode(dist.mean).shape == (2, 1, 1024)
+    with pytest.raises(ValueError, match="audio must be"):
+        codec.encode(torch.zeros(2, 2, 1024))
+    with pytest.raises(ValueError, match="latents must be"):
+        codec.decode(torch.zeros(1, 5, 8))
+
+
+def test_stats_file_round_trip(tmp_path):
+    codec = _tiny()
+    stats = LatentStats(mean=(0.1, 0.2, 0.3, 0.4), std=(1.0, 2.0, 3.0, 4.0))
+    codec.set_stats(stats)
+    codec.save_pretrained(tmp_path)
+    assert (tmp_path / "latent_stats.json").is_file()
+    loaded = OobleckAudioCodec.from_pretrained(tmp_path)
+    assert loaded.stats == stats
+    x = _tone(640)
+    torch.testing.assert_close(loaded.encode(x).mean, codec.encode(x).mean)
+    raw = codec.raw_posterior(x).mean.detach()
+    torch.testing.assert_close(codec.encode(x).mean[:, 3], (raw[:, 3] - 0.4) / 4.0)
+
+
+def test_missing_folder_names_it(tmp_path):
+    with pytest.raises(CodecFilesError, match="does not exist"):
+        OobleckAudioCodec.from_pretrained(tmp_path / "absent")
+
+
+def test_stft_loss_is_zero_on_identity_and_positive_otherwise():
+    x = _tone(4096)
+    assert float(multires_stft_loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    assert float(multires_stft_loss(0.5 * x, x)) > 0.1
+
+
+def test_brief_training_reconstructs_better_than_init():
+    codec = _tiny(seed=2)
+    vae = codec.vae.train().requires_grad_(True)
+    x = _tone(2048, batch=2)
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+
+    def error() -> float:
+        with torch.no_grad():
+            return float(multires_stft_loss(vae.decode(codec.raw_posterior(x).mean).sample, x))
+
+    before = error()
+    for _ in range(30):
+        post = codec.raw_posterior(x)
+        y = vae.decode(post.mean).sample
+        loss = multires_stft_loss(y, x) + (y - x).abs().mean() + 1e-4 * gaussian_kl(post)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = error()
+    assert after < 0.7 * before, (before, after)
