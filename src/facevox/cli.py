@@ -17,6 +17,7 @@ from facevox.logs import setup_logging
 # verb -> (module, one-line help)
 VERBS: dict[str, tuple[str, str]] = {
     "synth": ("facevox.synth.cli", "generate the synthetic talking world (people, clips, ground truth)"),
+    "train-codec": ("facevox.codecs.cli", "train a tiny video or audio codec on a folder of mp4s"),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }
 
