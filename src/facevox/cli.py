@@ -18,6 +18,7 @@ from facevox.logs import setup_logging
 VERBS: dict[str, tuple[str, str]] = {
     "synth": ("facevox.synth.cli", "generate the synthetic talking world (people, clips, ground truth)"),
     "train-codec": ("facevox.codecs.cli", "train a tiny video or audio codec on a folder of mp4s"),
+    "curate": ("facevox.curate.cli", "curate raw talking videos into identity-annotated training samples"),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }
 
