@@ -23,7 +23,7 @@ def test_deterministic_and_distinct() -> None:
     n = min(len(x1), len(y))
     assert not np.allclose(x1[:n], y[:n], atol=1e-3)
     assert VoiceIdentity.from_dict(a.to_dict()) == a
-    with pytest.raises(ValueError, match="unknown voice parameters"):
+    with pytest.raises(ValueError, match="unknown config key colour"):
         VoiceIdentity.from_dict({**a.to_dict(), "colour": 1})
 
 

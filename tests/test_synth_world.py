@@ -129,7 +129,7 @@ def test_renderer_views_and_params() -> None:
     assert np.abs(front - turned).mean() > 0.01  # the pose changes the image
     opened, _, _ = r.render(f, HeadPose(mouth_open=1.0))
     assert np.abs(front - opened).mean() > 0.001
-    with pytest.raises(ValueError, match="unknown face parameters"):
+    with pytest.raises(ValueError, match="unknown config key tail"):
         FaceIdentity.from_dict({**f.to_dict(), "tail": 1})
 
 

@@ -84,25 +84,17 @@ def write_av(
     return path
 
 
-def _resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    if sr_in == sr_out:
-        return audio
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(sr_in, sr_out)
-    return resample_poly(audio, sr_out // g, sr_in // g).astype(np.float32)
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError) as err:
+        raise MediaError(f"{path}: cannot open ({err})") from err
 
 
 def read_av(path: str | Path, sample_rate: int = 16_000, max_frames: int | None = None) -> AVClip:
     """Decode all video frames (RGB) and the audio (mono, resampled to ``sample_rate``)."""
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as err:
-        raise MediaError(f"{path}: cannot open ({err})") from err
-    with container:
+    with _open(path) as container:
         if not container.streams.video:
             raise MediaError(f"{path}: no video stream")
         vstream = container.streams.video[0]
@@ -117,7 +109,8 @@ def read_av(path: str | Path, sample_rate: int = 16_000, max_frames: int | None 
             raise MediaError(f"{path}: video decode failed ({err})") from err
         if not frames:
             raise MediaError(f"{path}: no decodable video frames")
-    audio = read_audio(path, sample_rate) if _has_audio(path) else None
+        has_audio = bool(container.streams.audio)
+    audio = read_audio(path, sample_rate) if has_audio else None
     video = np.stack(frames)
     if audio is not None and fps > 0:
         n = round(video.shape[0] / fps * sample_rate)
@@ -125,19 +118,10 @@ def read_av(path: str | Path, sample_rate: int = 16_000, max_frames: int | None 
     return AVClip(video=video, fps=fps, audio=audio, sample_rate=sample_rate)
 
 
-def _has_audio(path: Path) -> bool:
-    with av.open(str(path)) as c:
-        return bool(c.streams.audio)
-
-
 def read_audio(path: str | Path, sample_rate: int = 16_000) -> np.ndarray:
     """Decode the first audio stream of any media file to mono float32 at ``sample_rate``."""
     path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError) as err:
-        raise MediaError(f"{path}: cannot open ({err})") from err
-    with container:
+    with _open(path) as container:
         if not container.streams.audio:
             raise MediaError(f"{path}: no audio stream")
         astream = container.streams.audio[0]

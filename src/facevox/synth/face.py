@@ -24,6 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facevox import config
+
 # Skin tones (linear-ish sRGB in [0, 1]) spanning light to dark; identities jitter around them.
 SKIN_TONES = np.array(
     [
@@ -112,11 +114,8 @@ class FaceIdentity:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaceIdentity:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown face parameters: {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        """Strict inverse of :meth:`to_dict` (unknown keys and wrong types are errors)."""
+        return config.from_dict(cls, data)
 
 
 def _colour(rng: np.random.Generator, palette: np.ndarray, jitter: float) -> tuple[float, float, float]:

@@ -27,6 +27,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 from scipy import signal
 
+from facevox import config
+
 ACCENTS = (
     "en-us",
     "en-gb",
@@ -100,11 +102,8 @@ class VoiceIdentity:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VoiceIdentity:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown voice parameters: {sorted(unknown)}")
-        return cls(**data)
+        """Strict inverse of :meth:`to_dict` (unknown keys and wrong types are errors)."""
+        return config.from_dict(cls, data)
 
     @property
     def espeak_voice(self) -> str:
