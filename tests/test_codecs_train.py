@@ -83,3 +83,15 @@ def test_audio_training_writes_loadable_codec(clips, tmp_path):
 
 def test_bad_override_is_a_config_error(clips, tmp_path):
     assert main(["train-codec", "audio", "--data", str(clips), "--out", str(tmp_path), "audio.nope=1"]) == 2
+
+
+def test_mel_audio_training_writes_loadable_codec(clips, tmp_path):
+    from facevox.codecs.mel import MelAudioCodec
+
+    out = tmp_path / "mel"
+    args = ["audio.arch=mel", "audio.mel_width=16", "audio.latent_channels=4", "audio.segment_samples=2560"]
+    args += ["batch_size=2", "stats_batches=1", "threads=1", "steps=2", "log_every=1"]
+    assert main(["train-codec", "audio", "--data", str(clips), "--out", str(out), *args]) == 0
+    codec = load_trained(out)
+    assert isinstance(codec, MelAudioCodec) and codec.time_stride == 640
+    assert codec.decode(codec.encode(torch.zeros(1, 1, 1280)).mean).shape == (1, 1, 1280)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from facevox.io.media import MediaError, read_av
+from facevox.io.media import MediaError, read_audio, read_av
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,14 @@ class MediaBank:
         videos, audios = [], []
         for path in tqdm(paths[:max_clips], desc="reading clips", unit="clip"):
             try:
+                if not want_video:  # audio only: skip decoding the frames
+                    audios.append(np.asarray(read_audio(path, sample_rate), dtype=np.float32))
+                    continue
                 clip = read_av(path, sample_rate=sample_rate)
             except MediaError as err:
                 log.warning("skipping %s: %s", path, err)
                 continue
-            if want_video:
-                videos.append(_resize_short_side(clip.video, short_side))
+            videos.append(_resize_short_side(clip.video, short_side))
             if want_audio and clip.audio is not None:
                 audios.append(clip.audio.astype(np.float32))
         if want_video and not videos:

@@ -24,6 +24,7 @@ from facevox.codecs.audio import OobleckAudioCodec, tiny_oobleck_config
 from facevox.codecs.base import LatentStats
 from facevox.codecs.data import MediaBank, list_clips
 from facevox.codecs.losses import gaussian_kl, multires_stft_loss
+from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
 from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.config import to_dict
 from facevox.io.atomic import atomic_path, atomic_write_text
@@ -47,6 +48,8 @@ class VideoCodecConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AudioCodecConfig:
+    arch: Literal["oobleck", "mel"] = "oobleck"  # waveform VAE, or log-mel VAE + Griffin-Lim
+    mel_width: int = 128  # conv width of the mel VAE
     hidden: int = 32  # Oobleck decoder base width
     latent_channels: int = 16  # latent channels (encoder width is twice this)
     downsampling_ratios: tuple[int, ...] = (2, 4, 8, 10)  # hop = product (640 = 25 latents/s)
@@ -76,13 +79,20 @@ class TrainCodecConfig:
     audio: AudioCodecConfig = field(default_factory=AudioCodecConfig)
 
 
-def build_codec(cfg: TrainCodecConfig) -> WanVideoCodec | OobleckAudioCodec:
+AnyCodec = WanVideoCodec | OobleckAudioCodec | MelAudioCodec
+
+
+def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
     if cfg.kind == "video":
         v = cfg.video
         return WanVideoCodec.from_config(
             tiny_wan_config(v.base_dim, v.z_dim, tuple(v.dim_mult), v.num_res_blocks)
         )
     a = cfg.audio
+    if a.arch == "mel":
+        return MelAudioCodec(
+            MelCodecConfig(sample_rate=a.sample_rate, width=a.mel_width, latent_channels=a.latent_channels)
+        )
     if a.segment_samples % int(torch.tensor(a.downsampling_ratios).prod()):
         raise ValueError(f"audio.segment_samples={a.segment_samples} is not a multiple of the hop")
     return OobleckAudioCodec.from_config(
@@ -103,9 +113,16 @@ def sample_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -
 
 
 def codec_loss(
-    cfg: TrainCodecConfig, codec: WanVideoCodec | OobleckAudioCodec, x: torch.Tensor, gen: torch.Generator
+    cfg: TrainCodecConfig, codec: AnyCodec, x: torch.Tensor, gen: torch.Generator
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its parts for one batch, through a sampled latent (the VAE objective)."""
+    if isinstance(codec, MelAudioCodec):
+        mel = codec.log_mel(x)  # (B, M, F)
+        post = codec.vae.encode(mel)
+        l1 = (codec.vae.decode(post.sample(gen)) - mel).abs().mean()
+        kl = gaussian_kl(post)
+        total = l1 + cfg.kl_weight * kl
+        return total, {"mel_l1": l1.item(), "kl": kl.item(), "loss": total.item()}
     post = codec.raw_posterior(x)
     z = post.sample(gen)
     recon = codec.vae.decode(z).sample
@@ -162,7 +179,7 @@ def load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, g
 
 @torch.no_grad()
 def measure_stats(
-    cfg: TrainCodecConfig, codec: WanVideoCodec | OobleckAudioCodec, bank: MediaBank, gen: torch.Generator
+    cfg: TrainCodecConfig, codec: AnyCodec, bank: MediaBank, gen: torch.Generator
 ) -> LatentStats:
     means = [codec.raw_posterior(sample_batch(cfg, bank, gen)).mean for _ in range(cfg.stats_batches)]
     return LatentStats.measure(torch.cat(means))
@@ -223,7 +240,7 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     return out
 
 
-def load_trained(folder: str | Path) -> WanVideoCodec | OobleckAudioCodec:
+def load_trained(folder: str | Path) -> AnyCodec:
     """Load a codec written by :func:`train_codec` (its kind is read from config.yaml)."""
     import yaml
 
@@ -231,9 +248,9 @@ def load_trained(folder: str | Path) -> WanVideoCodec | OobleckAudioCodec:
     cfg_path = folder / "config.yaml"
     if not cfg_path.is_file():
         raise ValueError(f"{folder} has no config.yaml from train-codec")
-    kind: Any = yaml.safe_load(cfg_path.read_text()).get("kind")
-    return (
-        WanVideoCodec.from_pretrained(folder)
-        if kind == "video"
-        else OobleckAudioCodec.from_pretrained(folder)
-    )
+    saved: Any = yaml.safe_load(cfg_path.read_text())
+    if saved.get("kind") == "video":
+        return WanVideoCodec.from_pretrained(folder)
+    if saved.get("audio", {}).get("arch") == "mel":
+        return MelAudioCodec.from_pretrained(folder)
+    return OobleckAudioCodec.from_pretrained(folder)
