@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import soundfile as sf
+from scipy.signal import resample_poly
 
-from facevox.io.media import _resample, write_av
+from facevox.io.media import write_av
 
 SR = 16_000
 FACE_BOX = (64, 23, 104, 63)  # where the astronaut's face lies in frame() before shifting
@@ -28,7 +29,8 @@ def speech(text: str, voice: str = "en-us+m3", speed: int = 170) -> np.ndarray:
         ["espeak-ng", "-v", voice, "-s", str(speed), "--stdout", text], capture_output=True, check=True
     ).stdout
     audio, sr = sf.read(io.BytesIO(wav), dtype="float32")
-    return _resample(audio, sr, SR)
+    g = np.gcd(int(sr), SR)
+    return resample_poly(audio, SR // g, int(sr) // g).astype(np.float32)
 
 
 def frame(flip: bool = False) -> np.ndarray:

@@ -131,13 +131,13 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 300  # start-up (torch, dlib, silero) is slow on a busy machine
     while time.time() < deadline and not list(out.glob("shards/*.done")):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = list((out / "shards").glob("*.done"))
-    assert 1 <= len(done) < 5, "the kill must land mid-run"
+    assert 1 <= len(done) < 5, f"the kill must land mid-run, {len(done)} of 5 shards were done"
     assert not (out / "manifest.jsonl").exists()
     subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resumed = read_manifest(out)
@@ -148,6 +148,7 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
     assert stats["this_run"]["shards_run"] == 5 - len(done)
 
 
+@pytest.mark.slow  # Ray's fixed start-up cost: ~2 min on 2 busy cores
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("ray") is None,
     reason="ray is an optional extra (pip install 'facevox[ray]')",

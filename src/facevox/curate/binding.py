@@ -1,15 +1,13 @@
 """Active speaker binding: which face track speaks which speech segment (audio-visual synchrony).
 
-Evidence: a track's mouth-region motion (``Track.mouth_motion``, per frame), compared with that
-face's own resting level (its motion while nobody speaks). A segment's score for a track is the
-mean over the segment's frames weighted by the speech envelope (loud frames count more, so the
-score follows the syllables and not a head turn in a pause); see :func:`segment_scores`.
+Evidence: the synchrony of a person's mouth-region motion (``Track.mouth_motion``, per frame; a
+person's tracks in one video joined) with the speech envelope; see :func:`segment_scores`.
 
 Binding is decided at two levels: each diarized voice id is assigned to one on-screen person by
 the Hungarian method over summed segment scores (a voice is one person throughout the clip), and
 a segment whose own evidence clearly points at another visible face (diarization confused two
 voices, e.g. in overlapped speech) follows its own evidence. Voices whose best score stays below
-``bind_min_z`` stay unbound (an off-screen speaker or a narrator).
+``bind_min_sync`` stay unbound (an off-screen speaker or a narrator).
 """
 
 from __future__ import annotations
@@ -31,33 +29,48 @@ def speech_envelope(audio: np.ndarray, sample_rate: int, fps: float, num_frames:
     return out
 
 
-def segment_scores(
-    segments: list[SpeechSegment], tracks: list[Track], envelope: np.ndarray, fps: float
-) -> np.ndarray:
-    """(num_segments, num_tracks) evidence that a track speaks a segment; -inf where the track is on
-    screen for less than half of the segment.
+def _smooth(x: np.ndarray, k: int = 3) -> np.ndarray:
+    return np.convolve(x, np.ones(k) / k, mode="same")
 
-    Evidence = envelope-weighted mean mouth motion over the segment, minus the track's median motion
-    in frames where nobody speaks (its mouth at rest), over the track's motion spread. A face that
-    is silent while others talk scores near 0; the speaker's face scores clearly above.
+
+def person_motion(tracks: list[Track], person: int, num_frames: int) -> np.ndarray:
+    """(num_frames,) mouth motion of one local person over all their tracks; NaN where off screen."""
+    out = np.full(num_frames, np.nan)
+    for tr in tracks:
+        if tr.local_person == person:
+            out[tr.frames[0] : tr.frames[0] + len(tr.mouth_motion)] = tr.mouth_motion[
+                : num_frames - tr.frames[0]
+            ]
+    return out
+
+
+def segment_scores(
+    segments: list[SpeechSegment], motions: np.ndarray, envelope: np.ndarray, fps: float, pad: float = 0.5
+) -> np.ndarray:
+    """(num_segments, num_people) synchrony of each person's mouth with each segment's speech.
+
+    Synchrony = Pearson correlation between the smoothed mouth motion and the smoothed change of
+    the speech envelope (a mouth moves when the loudness changes: syllable onsets and offsets),
+    over the segment padded by ``pad`` seconds. Correlation is blind to a face's own noise level
+    (stubble, compression), which a raw motion level is not. -inf where the person is on screen
+    for less than half of the segment.
     """
-    speaking = np.zeros(envelope.shape[0], bool)
-    for seg in segments:
-        speaking[int(seg.start * fps) : int(np.ceil(seg.end * fps))] = True
-    scores = np.full((len(segments), len(tracks)), -np.inf)
-    for k, tr in enumerate(tracks):
-        motion = np.asarray(tr.mouth_motion, np.float64)  # (F_track,)
-        first = tr.frames[0]
-        quiet = motion[~speaking[first : first + motion.shape[0]]]
-        rest = float(np.median(quiet)) if quiet.size >= 5 else float(np.median(motion))
-        z = (motion - rest) / (motion.std() + 1e-6)
-        for i, seg in enumerate(segments):
-            fa, fb = int(seg.start * fps), max(int(seg.start * fps) + 1, int(np.ceil(seg.end * fps)))
-            a, b = max(fa, first), min(fb, tr.frames[-1] + 1)
-            if b - a < 0.5 * (fb - fa):
+    n = envelope.shape[0]
+    d_env = _smooth(np.abs(np.diff(envelope, prepend=envelope[:1])))  # (F,)
+    scores = np.full((len(segments), motions.shape[0]), -np.inf)
+    for i, seg in enumerate(segments):
+        fa, fb = int(seg.start * fps), min(n, max(int(seg.start * fps) + 1, int(np.ceil(seg.end * fps))))
+        a, b = max(0, fa - int(pad * fps)), min(n, fb + int(pad * fps))
+        for j, motion in enumerate(motions):
+            present = ~np.isnan(motion[a:b])
+            if (~np.isnan(motion[fa:fb])).sum() < 0.5 * (fb - fa) or present.sum() < 5:
                 continue
-            w = envelope[a:b].astype(np.float64) + 1e-6
-            scores[i, k] = float((z[a - first : b - first] * w).sum() / w.sum())
+            m = _smooth(np.nan_to_num(motion[a:b]))[present]
+            e = d_env[a:b][present]
+            if m.std() < 1e-9 or e.std() < 1e-9:
+                scores[i, j] = 0.0
+                continue
+            scores[i, j] = float(np.corrcoef(m, e)[0, 1])
     return scores
 
 
@@ -74,35 +87,33 @@ class ActiveSpeaker:
         if not work.segments or not work.tracks:
             return work
         assert work.audio is not None
-        min_z = work.cfg.voice.bind_min_z
-        env = speech_envelope(work.audio, work.sample_rate, work.fps, work.num_frames)
-        scores = segment_scores(work.segments, work.tracks, env, work.fps)  # (S, K)
+        cfg = work.cfg.voice
+        n = work.num_frames
+        env = speech_envelope(work.audio, work.sample_rate, work.fps, n)
         people = sorted({t.local_person for t in work.tracks})
+        motions = np.stack([person_motion(work.tracks, p, n) for p in people])  # (P, F)
+        scores = segment_scores(work.segments, motions, env, work.fps)  # (S, P)
         voices = sorted({s.voice_id for s in work.segments})
-        # (V, P): summed evidence of voice v for person p (best of p's tracks per segment)
-        vp = np.zeros((len(voices), len(people)))
+        vp = np.zeros((len(voices), len(people)))  # (V, P) duration-weighted synchrony
         for i, seg in enumerate(work.segments):
-            for j, p in enumerate(people):
-                best = max(
-                    (scores[i, k] for k, t in enumerate(work.tracks) if t.local_person == p), default=-np.inf
-                )
-                if np.isfinite(best):
-                    vp[voices.index(seg.voice_id), j] += best * (seg.end - seg.start)
+            ok = np.isfinite(scores[i])
+            vp[voices.index(seg.voice_id), ok] += scores[i, ok] * (seg.end - seg.start)
         rows, cols = linear_sum_assignment(-vp)
-        voice_person = {voices[r]: people[c] for r, c in zip(rows, cols, strict=True) if vp[r, c] > 0}
+        voice_person = {voices[r]: c for r, c in zip(rows, cols, strict=True) if vp[r, c] > 0}
         for i, seg in enumerate(work.segments):
             row = scores[i]
             if not np.isfinite(row).any():
                 continue
-            own = int(np.argmax(row))
-            pick = own
-            person = voice_person.get(seg.voice_id)
-            mine = [k for k, t in enumerate(work.tracks) if t.local_person == person and np.isfinite(row[k])]
-            if mine:
-                k_voice = max(mine, key=lambda k: row[k])
-                # the voice's person keeps the segment unless another face moves clearly more
-                pick = own if row[own] > row[k_voice] + 1.0 else k_voice
-            if row[pick] >= min_z:
-                seg.track_id = work.tracks[pick].track_id
-                seg.bind_score = round(float(row[pick]), 3)
+            pick = int(np.argmax(row))
+            j = voice_person.get(seg.voice_id)
+            # the voice's person keeps the segment unless another face is clearly more in sync
+            if j is not None and np.isfinite(row[j]) and row[pick] - row[j] < cfg.bind_margin:
+                pick = j
+            if row[pick] < cfg.bind_min_sync:
+                continue
+            mine = [t for t in work.tracks if t.local_person == people[pick]]
+            fa, fb = seg.start * work.fps, seg.end * work.fps
+            best = max(mine, key=lambda t: min(fb, t.frames[-1] + 1) - max(fa, t.frames[0]))
+            seg.track_id = best.track_id
+            seg.bind_score = round(float(row[pick]), 3)
         return work

@@ -48,9 +48,8 @@ class VoiceConfig:
     hop: float = 0.2  # seconds between candidate change points
     change_distance: float = 0.36  # cosine distance between the two sides that marks a speaker change
     same_voice_distance: float = 0.3  # pieces closer than this (average linkage, cosine) are one voice
-    bind_min_z: float = (
-        0.3  # mouth-motion score (see binding.segment_scores) a face needs to be bound to a speech segment
-    )
+    bind_min_sync: float = 0.1  # mouth/speech synchrony (correlation) a face needs to be bound to a segment
+    bind_margin: float = 0.15  # synchrony by which another face must beat the voice's face to take a segment
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +66,9 @@ class ReferenceConfig:
     near_duplicate_distance: float = 0.08  # dlib distance under which two crops are near-duplicates
     voices_per_person: int = 2  # reference speech segments per subject
     min_voice_seconds: float = 0.6  # shorter segments are not used as voice references
-    same_person_distance: float = 0.55  # dataset-wide face clustering threshold (dlib; 0.6 convention)
+    # dataset-wide face clustering cut (dlib euclidean, average linkage): dlib's 0.6 convention for
+    # real faces; the synthetic world's faces sit closer together (recipes/curate_synth_world.yaml)
+    same_person_distance: float = 0.6
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -66,7 +66,7 @@ def reduce(cfg: CurateConfig, shards: list, todo_names: set[str], map_wall: floa
     analyses: list[dict[str, Any]] = []
     excluded: list[dict[str, str]] = []
     counts: dict[str, StepCounts] = {}
-    seconds_this_run = 0.0
+    seconds_this_run = cpu_this_run = 0.0
     for shard in shards:
         a, e, summary = read_shard(out, shard)
         analyses += a
@@ -75,6 +75,7 @@ def reduce(cfg: CurateConfig, shards: list, todo_names: set[str], map_wall: floa
             counts.setdefault(name, StepCounts()).add(StepCounts(c["seen"], c["kept"], dict(c["dropped"])))
         if shard.name in todo_names:
             seconds_this_run += summary["video_seconds"]
+            cpu_this_run += summary.get("cpu_seconds", 0.0)
     ds = assign_people(analyses, cfg)
     samples, dropped_samples = build_samples(ds, cfg)
     excluded += dropped_samples
@@ -110,6 +111,13 @@ def reduce(cfg: CurateConfig, shards: list, todo_names: set[str], map_wall: floa
             "video_seconds": round(seconds_this_run, 3),
             "map_wall_seconds": round(map_wall, 3),
             "realtime_factor": round(seconds_this_run / map_wall, 3) if todo_names and map_wall > 0 else None,
+            # video seconds per CPU-second of the workers: the wall-clock figure on an idle machine
+            # is about this times the number of workers (the wall figure above counts the machine's
+            # other load too)
+            "worker_cpu_seconds": round(cpu_this_run, 3),
+            "video_seconds_per_cpu_second": round(seconds_this_run / cpu_this_run, 3)
+            if cpu_this_run > 0
+            else None,
             "workers": cfg.workers,
             "executor": cfg.executor,
         },

@@ -122,9 +122,15 @@ def der_counts(
 def score(out_dir: str | Path, gt_dir: str | Path) -> dict[str, Any]:
     out = Path(out_dir)
     cfg = from_dict(CurateConfig, _yaml(out / "config.yaml"))
-    gt = load_ground_truth(gt_dir)
+    shards = plan_shards(cfg)
+    planned = {c for s in shards for c in s.clip_ids}
+    # only the clips this run was given (a run over part of a world is scored on that part);
+    # a given clip the pipeline dropped still counts, with all its faces and speech missed
+    gt = {c: g for c, g in load_ground_truth(gt_dir).items() if c in planned}
+    if not gt:
+        raise ValueError(f"no ground-truth clip of {gt_dir} matches the inputs of {out_dir}")
     analyses = []
-    for shard in plan_shards(cfg):
+    for shard in shards:
         analyses += read_shard(out, shard)[0]
     ds = assign_people(analyses, cfg)
     by_clip = {a["clip_id"]: a for a in analyses}

@@ -96,7 +96,7 @@ class ShardRunner:
             step.setup()
 
     def __call__(self, shard: Shard) -> dict[str, Any]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         counts = {s.name: StepCounts() for s in self.steps}
         analyses: list[str] = []
         excluded: list[dict[str, str]] = []
@@ -143,6 +143,7 @@ class ShardRunner:
             "kept": len(analyses),
             "video_seconds": round(seconds, 3),
             "wall_seconds": round(time.perf_counter() - t0, 3),
+            "cpu_seconds": round(time.process_time() - c0, 3),  # this worker's CPU time (all threads)
             "counts": {k: v.to_dict() for k, v in counts.items()},
         }
         atomic_write_json(out / f"{shard.name}.done", summary)  # the marker: written last
