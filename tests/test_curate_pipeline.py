@@ -136,7 +136,7 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = list((out / "shards").glob("*.done"))
+    done = [p for p in (out / "shards").glob("*.done") if not p.name.startswith(".")]  # not temp files
     assert 1 <= len(done) < 5, f"the kill must land mid-run, {len(done)} of 5 shards were done"
     assert not (out / "manifest.jsonl").exists()
     subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -146,6 +146,7 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
     assert resumed == clean
     stats = json.loads((out / "stats.json").read_text())
     assert stats["this_run"]["shards_run"] == 5 - len(done)
+    assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files of the killed run are cleaned up"
 
 
 @pytest.mark.slow  # Ray's fixed start-up cost: ~2 min on 2 busy cores

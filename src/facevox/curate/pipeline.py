@@ -42,6 +42,7 @@ def curate(cfg: CurateConfig, progress: bool = True) -> dict[str, Any]:
     if out.resolve() == Path(cfg.input_dir).resolve():
         raise ValueError("out_dir must differ from input_dir")
     out.mkdir(parents=True, exist_ok=True)
+    _remove_partial_writes(out)
     write_resolved(cfg, out)
     shards = plan_shards(cfg)
     todo = [s for s in shards if not is_done(out, s)]
@@ -59,6 +60,17 @@ def curate(cfg: CurateConfig, progress: bool = True) -> dict[str, Any]:
         run_local(cfg, todo, progress)
     map_wall = time.perf_counter() - t0
     return reduce(cfg, shards, todo_names={s.name for s in todo}, map_wall=map_wall)
+
+
+def _remove_partial_writes(out: Path) -> None:
+    """Delete temporary files that a killed run's atomic writes left behind (hidden ``.name.*``)."""
+    for sub in ("shards", "crops", "audio"):
+        for tmp in (out / sub).rglob(".*"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+    for tmp in out.glob(".*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
 
 
 def reduce(cfg: CurateConfig, shards: list, todo_names: set[str], map_wall: float) -> dict[str, Any]:
