@@ -137,4 +137,4 @@ def test_resemblyzer_separates_fifty_voices() -> None:
     result = voice_verification_eer(num_voices=50, utterances_per_voice=4, seed=123)
     assert result["eer"] <= 0.10, result
     lo, _, hi = result["utterance_seconds_min_median_max"]
-    assert lo >= 1.5 and hi <= 5.0, result  # different sentences of roughly 2-4 s
+    assert lo >= 2.0 and hi <= 4.0, result  # different sentences of 2-4 s

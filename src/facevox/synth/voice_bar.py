@@ -19,7 +19,22 @@ from facevox.recognisers.voices import voice_embedding
 from facevox.synth.voice import VoiceIdentity, sample_voice, synthesize
 from facevox.synth.words import random_sentence
 
-WORDS_PER_UTTERANCE = (6, 10)  # ~2-4 s at the sampled 135-185 words per minute
+WORDS_PER_UTTERANCE = (5, 9)  # mostly 2-4 s at the sampled 135-185 words per minute
+UTTERANCE_SECONDS = (2.0, 4.0)  # sentences outside this are redrawn (up to MAX_DRAWS times)
+MAX_DRAWS = 20
+
+
+def utterance(
+    voice: VoiceIdentity, rng: np.random.Generator, sample_rate: int = 16_000
+) -> tuple[str, np.ndarray]:
+    """A fresh random sentence that ``voice`` speaks in 2-4 s, and its (S,) audio."""
+    lo, hi = UTTERANCE_SECONDS
+    for _ in range(MAX_DRAWS):
+        text = random_sentence(rng, *WORDS_PER_UTTERANCE)
+        audio = synthesize(voice, text, sample_rate)
+        if lo <= len(audio) / sample_rate <= hi:
+            break
+    return text, audio
 
 
 def held_out_voices(num_voices: int, seed: int) -> list[VoiceIdentity]:
@@ -44,9 +59,8 @@ def verification_eer(
     synth_time = 0.0
     for i, voice in enumerate(tqdm(voices, desc="voice bar", unit="voice")):
         for _ in range(utterances_per_voice):
-            text = random_sentence(rng, *WORDS_PER_UTTERANCE)
             t = time.perf_counter()
-            audio = synthesize(voice, text, sample_rate)
+            _, audio = utterance(voice, rng, sample_rate)
             synth_time += time.perf_counter() - t
             durations.append(len(audio) / sample_rate)
             embs.append(voice_embedding(audio, sample_rate))  # (256,)
