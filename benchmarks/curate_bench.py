@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--clips", type=int, default=0, help="first N videos only (0 = all)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args()
+    args = p.parse_intermixed_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
     if out.exists():
