@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facevox.codecs.audio import OobleckAudioCodec
+from facevox.codecs.training import load_trained
 from facevox.codecs.video import WanVideoCodec
 from facevox.io.media import read_av
 from facevox.recognisers.faces import face_embeddings
@@ -161,7 +161,7 @@ def mel_griffin_lim(audio: np.ndarray, sr: int = 16_000) -> np.ndarray:
 
 
 def bench_audio(world: Path, folder: Path, clips: list[dict], seconds: float) -> dict:
-    codec = OobleckAudioCodec.from_pretrained(folder)
+    codec = load_trained(folder)  # Oobleck or mel + Griffin-Lim, from the folder's config.yaml
     mel_l1, sims, gl_sims = [], [], []
     originals: dict[str, list[np.ndarray]] = {}
     t0 = time.perf_counter()
@@ -190,6 +190,7 @@ def bench_audio(world: Path, folder: Path, clips: list[dict], seconds: float) ->
         "voice_sim_orig_vs_mel_griffin_lim": float(np.mean(gl_sims)),
         "voice_sim_same_person_other_clip": same,
         "voice_sim_different_people": diff,
+        "codec": type(codec).__name__,
         "hop": codec.time_stride,
         "latent_channels": codec.latent_channels,
         "seconds": elapsed,

@@ -25,6 +25,7 @@ TINY_VIDEO = [
     "log_every=1",
 ]
 TINY_AUDIO = [
+    "audio.arch=oobleck",
     "audio.hidden=8",
     "audio.latent_channels=4",
     "audio.downsampling_ratios=[2,4,8]",
@@ -89,7 +90,7 @@ def test_mel_audio_training_writes_loadable_codec(clips, tmp_path):
     from facevox.codecs.mel import MelAudioCodec
 
     out = tmp_path / "mel"
-    args = ["audio.arch=mel", "audio.mel_width=16", "audio.latent_channels=4", "audio.segment_samples=2560"]
+    args = ["audio.mel_width=16", "audio.latent_channels=4", "audio.segment_samples=2560"]
     args += ["batch_size=2", "stats_batches=1", "threads=1", "steps=2", "log_every=1"]
     assert main(["train-codec", "audio", "--data", str(clips), "--out", str(out), *args]) == 0
     codec = load_trained(out)

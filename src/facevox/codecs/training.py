@@ -48,7 +48,9 @@ class VideoCodecConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AudioCodecConfig:
-    arch: Literal["oobleck", "mel"] = "oobleck"  # waveform VAE, or log-mel VAE + Griffin-Lim
+    # "mel": log-mel VAE + Griffin-Lim (trains in CPU minutes); "oobleck": diffusers waveform VAE
+    # (needs far more steps than a CPU budget gives; see benchmarks/codec_bench.py figures)
+    arch: Literal["oobleck", "mel"] = "mel"
     mel_width: int = 128  # conv width of the mel VAE
     hidden: int = 32  # Oobleck decoder base width
     latent_channels: int = 16  # latent channels (encoder width is twice this)
