@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from facevox.codecs import CodecFilesError, LatentStats, WanVideoCodec, tiny_wan_config
+from facevox.codecs import Codec, CodecFilesError, LatentStats, WanVideoCodec, tiny_wan_config
 from facevox.codecs.losses import gaussian_kl
 
 
@@ -30,6 +30,7 @@ def _clip(frames: int = 5, size: int = 32, seed: int = 0) -> torch.Tensor:
 
 def test_tiny_round_trip_shapes_and_strides():
     codec = _tiny()
+    assert isinstance(codec, Codec)
     assert (codec.time_stride, codec.space_stride, codec.latent_channels) == (4, 8, 4)
     x = _clip(frames=9, size=32)
     dist = codec.encode(x)

@@ -40,7 +40,9 @@ class VideoCodecConfig:
     z_dim: int = 8  # latent channels
     dim_mult: tuple[int, int, int, int] = (1, 2, 4, 4)  # width multiples per level (x8 space)
     num_res_blocks: int = 1  # residual blocks per level
-    frames: int = 5  # training clip length (1 + 4k)
+    # training clip length (1 + 4k); 5-frame training never exercises the causal cache across chunks
+    # and then degrades on 17-frame clips (18.5 dB at 5 frames vs 13.9 dB at 17, codec_bench)
+    frames: int = 9
     size: int = 64  # training crop size (pixels, square)
     short_side: int = 72  # clips are resized to this short side before cropping
     l2_weight: float = 1.0  # MSE term beside the L1 term
