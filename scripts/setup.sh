@@ -31,8 +31,9 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 # torch first: the CPU wheel 2.13.0 lies on disk here; on a GPU machine install the CUDA build of
 # torch 2.13.0 before running this script and the pin below is already met.
 "${PIP[@]}" "torch==2.13.0"
-"${PIP[@]}" -e ".[recognisers,dev]"
-# face_recognition's metadata asks for a source build of dlib; dlib-bin (above) provides it.
-"${PIP[@]}" --no-deps "face_recognition>=1.3"
-"$VENV/bin/python" -c "import torch, cv2, dlib, face_recognition, resemblyzer, av; print('setup: ok, torch', torch.__version__)"
+"${PIP[@]}" -e ".[recognisers,curate,dev]"
+# face_recognition's metadata asks for a source build of dlib (dlib-bin above provides it), and
+# PySceneDetect's for opencv-python 5 (no Haar cascades; it would replace the headless OpenCV 4).
+"${PIP[@]}" --no-deps "face_recognition>=1.3" "scenedetect>=0.6"
+"$VENV/bin/python" -c "import torch, cv2, dlib, face_recognition, resemblyzer, av, scenedetect, silero_vad, pocketsphinx; print('setup: ok, torch', torch.__version__)"
 echo "$want" > "$stamp"

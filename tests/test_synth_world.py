@@ -13,7 +13,8 @@ from facevox.io.media import read_av
 from facevox.recognisers.faces import box_iou, detect_faces
 from facevox.synth.config import SynthConfig
 from facevox.synth.face import FaceIdentity, FaceRenderer, HeadPose, sample_face
-from facevox.synth.world import generate_world, load_people
+from facevox.synth.scene import plan_clip, render_clip
+from facevox.synth.world import cast_clips, generate_world, load_people, make_people
 
 SMALL = dict(
     num_people=4,
@@ -54,11 +55,31 @@ def test_deterministic_and_worker_independent(world: Path, tmp_path: Path) -> No
         assert gt.read_bytes() == (tmp_path / "ground_truth" / "clips" / gt.name).read_bytes()
         a = read_av(world / "videos" / f"{gt.stem}.mp4")
         b = read_av(tmp_path / "videos" / f"{gt.stem}.mp4")
-        assert np.array_equal(a.video, b.video)
+        # The rendered frames are identical (test_rendering_is_exactly_deterministic), but libx264 (PyAV
+        # 17 and 18 wheels, one encoder thread) does not give the same bitstream for the same frames
+        # in every process: the first encode of a process differs (measured: PSNR ~44 dB between the
+        # two decodes), so decoded frames are compared at a PSNR well above the world's own H.264 loss.
+        mse = np.mean((a.video.astype(np.float64) - b.video) ** 2)
+        assert a.video.shape == b.video.shape and (mse == 0 or 10 * np.log10(255**2 / mse) > 40)
         assert np.allclose(a.audio, b.audio)
     assert (world / "ground_truth" / "people.jsonl").read_bytes() == (
         tmp_path / "ground_truth" / "people.jsonl"
     ).read_bytes()
+
+
+def test_rendering_is_exactly_deterministic() -> None:
+    cfg = SynthConfig(**SMALL)
+    people = make_people(cfg)
+    cid, split, idx = cast_clips(cfg, people)[0]
+
+    def render() -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 3, 0]))
+        plan = plan_clip(cid, split, [people[j] for j in idx], cfg, rng)
+        frames, audio, _ = render_clip(plan, cfg, rng)
+        return frames, audio
+
+    (f1, a1), (f2, a2) = render(), render()
+    assert np.array_equal(f1, f2) and np.array_equal(a1, a2)
 
 
 def test_resume_and_config_guard(world: Path) -> None:
