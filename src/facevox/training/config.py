@@ -1,0 +1,54 @@
+"""Typed configuration of ``facevox train`` (defaults < ``--recipe`` YAML < ``key=value``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from facevox.training.objective import ObjectiveConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParallelConfig:
+    activation_checkpointing: bool = False  # recompute block activations in backward
+    compile: bool = False  # torch.compile each block
+    fsdp: bool = True  # shard with FSDP2 (fully_shard) when launched by torchrun with > 1 process
+    bf16: bool = False  # bf16 compute with fp32 master weights and reductions (GPU)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    data: str = ""  # shard folder written by `facevox encode`
+    out: str = ""  # run folder (created, or resumed from its newest checkpoint)
+    init: str = ""  # previous stage's run folder (its release/model) or a model folder; "" = random init
+    strategy: str = "base"  # base | stage1 | stage2 | stage3 (see training/strategies.py)
+    size: str = "tiny"  # model size from facevox.models.registry
+    steps: int = 200  # optimiser steps to reach
+    batch_size: int = 4  # samples per process per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    lr: float = 3e-4
+    warmup: int = 20  # linear warm-up steps, then cosine to lr * min_lr_ratio
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99  # per optimiser step; the release weights are the EMA
+    seed: int = 0
+    deterministic: bool = True  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
+    threads: int = 2  # torch intra-op threads
+    train_split: str = "train"
+    val_split: str = "heldout"  # people never seen in training; "" = no validation
+    val_batches: int = 4  # fixed validation batches (same noise and sigmas at every evaluation)
+    log_every: int = 5
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    keep_checkpoints: int = 2
+    bucket_by_slots: bool = False
+    tensorboard: bool = False  # also write TensorBoard events (needs the tensorboard package)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError("steps, batch_size and grad_accum must be >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -1,0 +1,177 @@
+"""The training objective: rectified-flow velocity regression on both streams, with condition dropout.
+
+One call draws everything random from one ``torch.Generator`` in a fixed order (posterior samples,
+sigmas, noise, dropout), so a step is a pure function of (weights, batch, generator state): that is
+what makes resumed runs bit-exact.
+
+Shape legend as in :mod:`facevox.data.loader`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from facevox.data.loader import LatentBatch
+from facevox.diffusion.path import TimestepSampling, interpolate, resolution_shift, velocity
+from facevox.models.inputs import ModalityInput, References
+from facevox.training.strategies import Strategy
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectiveConfig:
+    logit_mean: float = 0.0  # logit-normal timestep sampling (SD3)
+    logit_std: float = 1.0
+    shift: float = 0.0  # timestep shift; 0 = resolution-dependent (from the video token count)
+    shared_timesteps: bool = False  # one sigma for both streams (reported to slow voice learning)
+    video_weight: float = 1.0
+    audio_weight: float = 1.0
+    drop_text: float = 0.1  # probability of the null caption
+    drop_faces: float = 0.1  # probability of no face references
+    drop_voices: float = 0.1  # probability of no voice references
+    drop_all: float = 0.05  # probability of dropping text, faces and voices together
+    sample_posterior: bool = True  # x0 = mean + std * eps (False: the posterior mean)
+
+    def __post_init__(self) -> None:
+        for name in ("drop_text", "drop_faces", "drop_voices", "drop_all"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class StepLoss:
+    loss: Tensor  # scalar, what is backpropagated
+    video: Tensor  # (B,) per-sample video loss (nan where the stream carries no loss)
+    audio: Tensor  # (B,)
+    sigma_video: Tensor  # (B,)
+    sigma_audio: Tensor  # (B,)
+
+
+def _tokens(batch: LatentBatch, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
+    _, _, T, H, W = batch.video_mean.shape
+    return max(1, (T // patch[0]) * (H // patch[1]) * (W // patch[2]))
+
+
+def _drop(p: float, n: int, g: torch.Generator, device: torch.device) -> Tensor:
+    return torch.rand(n, generator=g, device=device) < p
+
+
+def build_inputs(
+    batch: LatentBatch,
+    strategy: Strategy,
+    cfg: ObjectiveConfig,
+    null_caption: tuple[Tensor, Tensor],
+    generator: torch.Generator,
+) -> tuple[ModalityInput, ModalityInput, Tensor, Tensor, Tensor, Tensor]:
+    """Noisy inputs for both towers, the velocity targets and per-sample loss weights.
+
+    Returns (video_in, audio_in, target_video (B,C,T,H,W), target_audio (B,Na,Ca), weight_video (B,),
+    weight_audio (B,)).
+    """
+    g, dev, B = generator, batch.video_mean.device, batch.size
+    # 1. clean latents drawn from the codec posteriors
+    if cfg.sample_posterior:
+        x0v = batch.video_mean + batch.video_std * torch.randn(
+            batch.video_mean.shape, generator=g, device=dev
+        )
+        x0a = batch.audio_mean + batch.audio_std * torch.randn(
+            batch.audio_mean.shape, generator=g, device=dev
+        )
+    else:
+        x0v, x0a = batch.video_mean, batch.audio_mean
+    # 2. noise levels
+    shift = cfg.shift if cfg.shift > 0 else resolution_shift(_tokens(batch))
+    ts = TimestepSampling(logit_mean=cfg.logit_mean, logit_std=cfg.logit_std, shift=shift)
+    sv = ts.sample(B, generator=g, device=dev)
+    sa = sv.clone() if cfg.shared_timesteps else ts.sample(B, generator=g, device=dev)
+    wv = torch.full((B,), cfg.video_weight, device=dev)
+    wa = torch.full((B,), cfg.audio_weight, device=dev)
+    if strategy.unimodal:  # one stream per sample; the other is pure noise and carries no loss
+        video_turn = torch.rand(B, generator=g, device=dev) < 0.5
+        sv = torch.where(video_turn, sv, torch.ones_like(sv))
+        sa = torch.where(video_turn, torch.ones_like(sa), sa)
+        wv, wa = wv * video_turn, wa * ~video_turn
+    nv = torch.randn(x0v.shape, generator=g, device=dev)
+    na = torch.randn(x0a.shape, generator=g, device=dev)
+    # 3. condition dropout (drawn even when unused, to keep the generator's stream fixed)
+    d_all = _drop(cfg.drop_all, B, g, dev)
+    d_text = _drop(cfg.drop_text, B, g, dev) | d_all
+    d_face = _drop(cfg.drop_faces, B, g, dev) | d_all
+    d_voice = _drop(cfg.drop_voices, B, g, dev) | d_all
+
+    caption, cmask, ctags = batch.caption, batch.caption_mask, batch.caption_slot_ids
+    if bool(d_text.any()):
+        nc, nm = null_caption
+        L = max(caption.shape[1], nc.shape[0])
+        pad = L - caption.shape[1]
+        caption = torch.nn.functional.pad(caption, (0, 0, 0, pad))
+        cmask = torch.nn.functional.pad(cmask, (0, pad), value=False)
+        ctags = torch.nn.functional.pad(ctags, (0, pad), value=-1)
+        null = torch.zeros(L, caption.shape[2], device=dev, dtype=caption.dtype)
+        null[: nc.shape[0]] = nc.to(caption.dtype)
+        null_mask = torch.zeros(L, dtype=torch.bool, device=dev)
+        null_mask[: nm.shape[0]] = nm
+        caption = torch.where(d_text[:, None, None], null, caption)
+        cmask = torch.where(d_text[:, None], null_mask, cmask)
+        ctags = torch.where(d_text[:, None], -1, ctags)
+
+    faces = voices = None
+    if strategy.references != "none":
+        suffix = "_self" if strategy.references == "self" else ""
+        fl, fm = getattr(batch, "face_refs" + suffix), getattr(batch, "face_refs" + suffix + "_mask")
+        vl, vm = getattr(batch, "voice_refs" + suffix), getattr(batch, "voice_refs" + suffix + "_mask")
+        fm = fm & ~d_face[:, None, None]
+        vm = vm & ~d_voice[:, None, None]
+        f_slots = torch.where(fm.any(-1), batch.slot_ids, -1)  # (B, K)
+        v_slots = torch.where(vm.any(-1), batch.slot_ids, -1)
+        faces = References(latents=fl, mask=fm, slot_ids=f_slots)
+        voices = References(latents=vl, mask=vm, slot_ids=v_slots)
+        present = (f_slots >= 0) | (v_slots >= 0)  # (B, K)
+        tag_ok = (ctags[..., None] == batch.slot_ids[:, None, :]) & present[:, None, :]  # (B, L, K)
+        ctags = torch.where(tag_ok.any(-1), ctags, -1)
+    else:
+        ctags = torch.full_like(ctags, -1)
+
+    video_in = ModalityInput(
+        latents=interpolate(x0v, nv, sv),
+        timesteps=sv,
+        context=caption,
+        context_mask=cmask,
+        context_slot_ids=ctags,
+        references=faces,
+    )
+    audio_in = ModalityInput(
+        latents=interpolate(x0a, na, sa),
+        timesteps=sa,
+        context=caption,
+        context_mask=cmask,
+        context_slot_ids=ctags,
+        references=voices,
+    )
+    return video_in, audio_in, velocity(x0v, nv), velocity(x0a, na), wv, wa
+
+
+def flow_loss(
+    model: nn.Module,
+    batch: LatentBatch,
+    strategy: Strategy,
+    cfg: ObjectiveConfig,
+    null_caption: tuple[Tensor, Tensor],
+    generator: torch.Generator,
+) -> StepLoss:
+    """Velocity MSE per stream and sample; the scalar loss is the weight-normalised sum."""
+    video_in, audio_in, tv, ta, wv, wa = build_inputs(batch, strategy, cfg, null_caption, generator)
+    out = model(video_in, audio_in)
+    lv = (out.video.float() - tv).pow(2).flatten(1).mean(1)  # (B,)
+    la = (out.audio.float() - ta).pow(2).flatten(1).mean(1)
+    loss = (wv * lv).sum() / wv.sum().clamp_min(1e-8) + (wa * la).sum() / wa.sum().clamp_min(1e-8)
+    nan = torch.full_like(lv, float("nan"))
+    return StepLoss(
+        loss=loss,
+        video=torch.where(wv > 0, lv.detach(), nan),
+        audio=torch.where(wa > 0, la.detach(), nan),
+        sigma_video=video_in.timesteps,
+        sigma_audio=audio_in.timesteps,
+    )

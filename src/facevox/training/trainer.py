@@ -1,0 +1,328 @@
+"""The one trainer loop: accumulation, clipping, EMA, logging, checkpoints, held-out evaluation.
+
+A stage is a :class:`~facevox.training.strategies.Strategy`; the loop does not know which.
+Resuming from ``OUT/checkpoints`` restores weights, optimiser, EMA, sampler position and RNG
+states, so with ``deterministic=True`` on CPU an interrupted run continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from facevox.config import to_dict, write_resolved
+from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset
+from facevox.data.shards import read_null_caption, read_sample
+from facevox.io.atomic import atomic_write_json
+from facevox.models import DualTowerDiT, get_config
+from facevox.models.config import DualTowerConfig
+from facevox.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from facevox.training.config import TrainConfig
+from facevox.training.metrics import SIGMA_BUCKETS, MetricsWriter, plot_losses
+from facevox.training.objective import StepLoss, flow_loss
+from facevox.training.parallel import Dist, init_distributed, parallelize
+from facevox.training.strategies import Strategy, get_strategy
+
+log = logging.getLogger(__name__)
+
+VAL_SEED = 1234
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start (bad data, incompatible init weights); the message says why."""
+
+
+def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
+    """The named size with its channels and text width taken from the data (never assumed)."""
+    base = get_config(cfg.size)
+    s = read_sample(ds.folder / ds.entries[0].file)
+    return dataclasses.replace(
+        base,
+        video=dataclasses.replace(base.video, in_channels=int(s.video_mean.shape[0])),
+        audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
+        text_dim=int(s.caption.shape[1]),
+    )
+
+
+def _init_dir(init: str) -> Path:
+    """A previous run folder (its ``release/model``) or a model folder."""
+    p = Path(init)
+    for cand in (p / "release" / "model", p / "model", p):
+        if (cand / "model.safetensors").is_file():
+            return cand
+    raise TrainError(f"init={init}: no model.safetensors in {p}, {p / 'model'} or {p / 'release' / 'model'}")
+
+
+def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
+    if not cfg.init:
+        torch.manual_seed(cfg.seed)
+        return DualTowerDiT(mcfg)
+    model = DualTowerDiT.from_pretrained(_init_dir(cfg.init))
+    if model.config != mcfg:
+        raise TrainError(
+            f"init weights {cfg.init} have config {model.config.name} with channels "
+            f"{model.config.video.in_channels}/{model.config.audio.in_channels}, text {model.config.text_dim}; "
+            f"the data needs {mcfg.video.in_channels}/{mcfg.audio.in_channels}, text {mcfg.text_dim}"
+        )
+    return model
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to ``lr * min_lr_ratio`` at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def _bucket_losses(sl: StepLoss) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for stream, loss, sigma in (("video", sl.video, sl.sigma_video), ("audio", sl.audio, sl.sigma_audio)):
+        for lo, hi in zip(SIGMA_BUCKETS[:-1], SIGMA_BUCKETS[1:], strict=True):
+            sel = (sigma >= lo) & (sigma < hi) & ~torch.isnan(loss)
+            if bool(sel.any()):
+                out[f"loss_{stream}_sigma{lo:.2f}"] = float(loss[sel].mean())
+    return out
+
+
+class Validator:
+    """Held-out loss on fixed batches with fixed noise, sigmas and no condition dropout."""
+
+    def __init__(self, cfg: TrainConfig, strategy: Strategy, null: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.batches: list[LatentBatch] = []
+        self.strategy, self.null = strategy, null
+        self.objective = dataclasses.replace(
+            cfg.objective, drop_text=0.0, drop_faces=0.0, drop_voices=0.0, drop_all=0.0
+        )
+        if not cfg.val_split:
+            return
+        try:
+            ds = LatentDataset(cfg.data, splits=[cfg.val_split])
+        except Exception as e:  # no held-out samples: validation is off, said once
+            log.warning("no validation: %s", e)
+            return
+        bs = min(cfg.batch_size, len(ds))
+        try:
+            sampler = BucketSampler(ds.entries, bs, seed=VAL_SEED)
+        except Exception as e:
+            log.warning("no validation: %s", e)
+            return
+        n = min(cfg.val_batches, sum(len(b) // bs for b in sampler.buckets))
+        self.batches = [ds.batch(next(sampler)) for _ in range(n)]
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        if not self.batches:
+            return {}
+        g = torch.Generator().manual_seed(VAL_SEED)
+        lv, la = [], []
+        was_training = model.training
+        model.eval()
+        for b in self.batches:
+            sl = flow_loss(model, b, self.strategy, self.objective, self.null, g)
+            lv.append(sl.video[~torch.isnan(sl.video)])
+            la.append(sl.audio[~torch.isnan(sl.audio)])
+        model.train(was_training)
+        v, a = torch.cat(lv), torch.cat(la)
+        out = {"val_video": float(v.mean()) if v.numel() else float("nan")}
+        out["val_audio"] = float(a.mean()) if a.numel() else float("nan")
+        out["val_loss"] = out["val_video"] + out["val_audio"]
+        return out
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A plain tensor from an FSDP2 DTensor shard (a collective: every rank must call it)."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t.detach()
+
+
+def export_release(
+    out: Path,
+    mcfg: DualTowerConfig,
+    live: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor],
+    data: Path,
+    cfg: TrainConfig,
+) -> Path:
+    """Write ``OUT/release``: the EMA model, and, when the shards name them, codecs + pipeline.json."""
+    release = out / "release"
+    tmp = out / "release.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    export = DualTowerDiT(mcfg)
+    export.load_state_dict({**live, **ema}, strict=True)
+    export.save_pretrained(tmp / "model")
+    enc = data / "encode.json"
+    if enc.is_file():
+        info = json.loads(enc.read_text())
+        for kind in ("video", "audio"):
+            src = Path(info[f"{kind}_codec"])
+            if not src.is_dir():
+                raise TrainError(f"{enc} names {kind} codec {src}, which does not exist")
+            shutil.copytree(src, tmp / f"{kind}_codec")
+        pipeline = {
+            "format": "facevox.pipeline/1",
+            **info["alignment"],
+            "text_encoder": info.get("text_encoder", "minilm"),
+            "trained_with": {
+                "strategy": cfg.strategy,
+                "steps": cfg.steps,
+                "data": str(data),
+                "init": cfg.init,
+            },
+        }
+        atomic_write_json(tmp / "pipeline.json", pipeline)
+    else:
+        log.warning("%s has no encode.json: the release holds the model only", data)
+    shutil.rmtree(release, ignore_errors=True)
+    tmp.rename(release)
+    return release
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) one stage; returns the final metrics."""
+    if not cfg.data or not cfg.out:
+        raise TrainError("train needs data=SHARD_DIR and out=RUN_DIR")
+    device = torch.device("cpu")
+    env: Dist = init_distributed(device)
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    out, data = Path(cfg.out), Path(cfg.data)
+    strategy = get_strategy(cfg.strategy)
+    ds = LatentDataset(data, splits=[cfg.train_split])
+    null = read_null_caption(data)
+    mcfg = model_config_for(cfg, ds)
+    model = build_model(cfg, mcfg)
+    names = strategy.select(model)
+    n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in model.parameters())
+    model = parallelize(model, cfg.parallel, env, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    sampler = BucketSampler(
+        ds.entries,
+        cfg.batch_size,
+        seed=cfg.seed,
+        rank=env.rank,
+        world=env.world,
+        bucket_by_slots=cfg.bucket_by_slots,
+    )
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + env.rank)
+    trainable = dict(model.named_parameters())
+    ema = {n: trainable[n].detach().clone().float() for n in names}
+
+    start = 0
+    ckpt = latest_checkpoint(out / "checkpoints")
+    if ckpt is not None:
+        if env.world > 1:
+            raise TrainError("resuming under torchrun is not supported yet: resume with one process")
+        state, ema = load_checkpoint(ckpt, model=model, optimizer=opt, param_names=names, generator=gen)
+        sampler.load_state_dict(state["sampler"])
+        start = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt, start)
+    if env.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_resolved(cfg, out)
+    if env.world > 1:
+        log.warning(
+            "checkpoints are written by single-process runs only; this run exports its release at the end"
+        )
+    metrics = MetricsWriter(out, start_step=start, tensorboard=cfg.tensorboard) if env.main else None
+    validator = Validator(cfg, strategy, null)
+    log.info(
+        "%s: %s, %.2fM of %.2fM parameters trainable, %d train samples (%d in no full batch), %d val batches",
+        strategy.name,
+        mcfg.name,
+        n_train / 1e6,
+        n_all / 1e6,
+        len(ds),
+        sampler.dropped,
+        len(validator.batches),
+    )
+    if start == 0 and metrics is not None and validator.batches:
+        metrics.write({"step": 0, **validator(model)})
+
+    model.train()
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start,
+        desc=f"train {strategy.name}",
+        unit="step",
+        disable=not (progress and env.main),
+    )
+    last: dict[str, Any] = {}
+    t_last, samples_since = time.perf_counter(), 0
+    for step in range(start, cfg.steps):
+        lr = lr_at(step, cfg)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        losses: list[StepLoss] = []
+        for _ in range(cfg.grad_accum):
+            batch = ds.batch(next(sampler))
+            sl = flow_loss(model, batch, strategy, cfg.objective, null, gen)
+            (sl.loss / cfg.grad_accum).backward()
+            losses.append(sl)
+            samples_since += batch.size * env.world
+        gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        opt.step()
+        with torch.no_grad():
+            for n in names:
+                ema[n].lerp_(trainable[n].detach().float(), 1 - cfg.ema_decay)
+        done = step + 1
+        loss = sum(float(s.loss.detach()) for s in losses) / len(losses)
+        if not math.isfinite(loss):
+            raise TrainError(f"loss is {loss} at step {done}; lower lr (={cfg.lr}) or check the data")
+        row: dict[str, Any] = {"step": done, "loss": loss, "lr": lr, "grad_norm": gnorm}
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            cat = StepLoss(
+                *(
+                    torch.cat([getattr(s, f.name).reshape(-1) for s in losses])
+                    for f in dataclasses.fields(StepLoss)
+                )
+            )
+            row["loss_video"] = float(torch.nanmean(cat.video))
+            row["loss_audio"] = float(torch.nanmean(cat.audio))
+            row.update(_bucket_losses(cat))
+            now = time.perf_counter()
+            row["samples_per_s"] = samples_since / max(now - t_last, 1e-9)
+            t_last, samples_since = now, 0
+            if metrics is not None:
+                metrics.write(row)
+        if validator.batches and (done % cfg.eval_every == 0 or done == cfg.steps):
+            val = validator(model)
+            row.update(val)
+            if metrics is not None:
+                metrics.write({"step": done, **val})
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}")
+        last = row
+        if env.world == 1 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_checkpoint(
+                out / "checkpoints",
+                done,
+                model=model,
+                ema=ema,
+                optimizer=opt,
+                param_names=names,
+                generator=gen,
+                state={"sampler": sampler.state_dict(), "config": to_dict(cfg)},
+                keep=cfg.keep_checkpoints,
+            )
+    bar.close()
+    if metrics is not None:
+        metrics.close()
+    live = {k: _full(v) for k, v in model.state_dict().items()}
+    ema_full = {k: _full(v) for k, v in ema.items()}
+    if env.main:
+        export_release(out, mcfg, live, ema_full, data, cfg)
+        plot_losses({strategy.name: out}, out / "loss_curves.png")
+    return last

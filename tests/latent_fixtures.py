@@ -1,0 +1,84 @@
+"""Random but learnable latent shards in the ``facevox encode`` format, for trainer tests.
+
+Each person has a fixed random "look" (video pattern) and "voice" (audio pattern); a sample's
+latents are its people's patterns plus noise, and its references are noisy copies of the same
+patterns, so identity references carry real information about the target.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from facevox.data.shards import IndexEntry, LatentSample, write_index, write_null_caption, write_sample
+
+C, T, H, W = 4, 2, 4, 4
+NA, CA, E, L = 8, 6, 16, 6
+
+
+def write_shards(folder: Path, *, train: int = 12, heldout: int = 4, people: int = 6, seed: int = 0) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    looks = torch.randn(people, C, 1, H, W, generator=g)
+    voices = torch.randn(people, 1, CA, generator=g)
+    entries = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(train + heldout):
+        split = "train" if i < train else "heldout"
+        pool = range(people - 2) if split == "train" else range(people - 2, people)
+        K = 1 + i % 2
+        who = [list(pool)[(i + k) % len(pool)] for k in range(K)]
+        video = sum(looks[p].expand(C, T, H, W) for p in who) / K + 0.3 * torch.randn(C, T, H, W, generator=g)
+        audio = sum(voices[p].expand(NA, CA) for p in who) / K + 0.3 * torch.randn(NA, CA, generator=g)
+        tags = torch.full((L,), -1)
+        for k in range(K):
+            tags[1 + 2 * k] = k
+
+        def faces(v: int, who: list[int] = who, K: int = K) -> torch.Tensor:
+            return torch.stack([looks[p].expand(v, C, 1, H, W) for p in who]) + 0.2 * torch.randn(
+                K, v, C, 1, H, W, generator=g
+            )
+
+        def voice(n: int, who: list[int] = who, K: int = K) -> torch.Tensor:
+            return torch.stack([voices[p].expand(n, CA) for p in who]) + 0.2 * torch.randn(
+                K, n, CA, generator=g
+            )
+
+        s = LatentSample(
+            sample_id=f"s{i:03d}",
+            video_mean=video,
+            video_std=torch.full((C, T, H, W), 0.05),
+            audio_mean=audio,
+            audio_std=torch.full((NA, CA), 0.05),
+            caption=torch.randn(L, E, generator=g).half(),
+            caption_mask=torch.ones(L, dtype=torch.bool),
+            caption_slot_ids=tags,
+            slot_ids=torch.arange(K),
+            face_refs=faces(2),
+            face_refs_mask=torch.ones(K, 2, dtype=torch.bool),
+            voice_refs=voice(4),
+            voice_refs_mask=torch.ones(K, 4, dtype=torch.bool),
+            face_refs_self=faces(1),
+            face_refs_self_mask=torch.ones(K, 1, dtype=torch.bool),
+            voice_refs_self=voice(3),
+            voice_refs_self_mask=torch.ones(K, 3, dtype=torch.bool),
+            meta={"person_ids": [f"p{p}" for p in who], "split": split},
+        )
+        write_sample(folder / "samples" / f"{s.sample_id}.safetensors", s)
+        entries.append(
+            IndexEntry(
+                sample_id=s.sample_id,
+                file=f"samples/{s.sample_id}.safetensors",
+                split=split,
+                num_slots=K,
+                person_ids=s.meta["person_ids"],
+                video_shape=[C, T, H, W],
+                audio_frames=NA,
+                duration=1.0,
+            )
+        )
+    write_index(folder, entries)
+    write_null_caption(folder, torch.zeros(2, E).half(), torch.tensor([True, False]))
+    (folder / "fixture.json").write_text(json.dumps({"seed": seed}))
+    return folder
