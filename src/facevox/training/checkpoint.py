@@ -6,7 +6,7 @@ A checkpoint is a folder ``OUT/checkpoints/step-NNNNNNN/`` holding
 - ``ema.safetensors``: the exponential moving average of the parameters;
 - ``optimizer.safetensors``: AdamW's per-parameter state, flattened to ``{name}.{key}`` tensors
   (keyed by parameter *name*, so a checkpoint survives a change of parameter order);
-- ``rng.safetensors``: the objective's generator state and torch's global CPU RNG state;
+- ``rng.safetensors``: torch's global CPU RNG state (the objective's draws are seeded per step);
 - ``state.json``: step, sampler position, optimiser hyper-parameters, config — written last.
 
 The folder is assembled under a temporary name and renamed into place, so a ``kill -9`` leaves
@@ -56,7 +56,6 @@ def save_checkpoint(
     ema: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     param_names: list[str],
-    generator: torch.Generator,
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
@@ -73,9 +72,7 @@ def save_checkpoint(
     save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
     opt_tensors, groups = _optimizer_tensors(optimizer, names)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    save_file(
-        {"generator": generator.get_state(), "torch_cpu": torch.get_rng_state()}, str(tmp / "rng.safetensors")
-    )
+    save_file({"torch_cpu": torch.get_rng_state()}, str(tmp / "rng.safetensors"))
     body = json.dumps({**state, "step": step, "param_groups": groups}, indent=1, sort_keys=True)
     with (tmp / "state.json").open("w") as f:
         f.write(body)
@@ -104,7 +101,6 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     param_names: list[str],
-    generator: torch.Generator,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Restore model, optimiser and RNGs in place; return (state.json, EMA tensors)."""
     path = Path(path)
@@ -133,6 +129,5 @@ def load_checkpoint(
         }
     )
     rng = load_file(str(path / "rng.safetensors"))
-    generator.set_state(rng["generator"])
     torch.set_rng_state(rng["torch_cpu"])
     return state, load_file(str(path / "ema.safetensors"))

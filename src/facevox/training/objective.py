@@ -1,16 +1,20 @@
 """The training objective: rectified-flow velocity regression on both streams, with condition dropout.
 
-One call draws everything random from one ``torch.Generator`` in a fixed order (posterior samples,
-sigmas, noise, dropout), so a step is a pure function of (weights, batch, generator state): that is
-what makes resumed runs bit-exact.
+Every random draw of a sample (posterior sample, sigmas, noise, dropout) comes from that sample's
+own ``torch.Generator``, in a fixed order. The trainer seeds it from (run seed, step, micro-batch,
+position in the global batch), so a step is a pure function of (weights, batch, step): resumed runs
+are bit-exact, and N processes holding 1/N of the global batch draw exactly what one process
+holding all of it draws.
 
 Shape legend as in :mod:`facevox.data.loader`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -54,8 +58,34 @@ def _tokens(batch: LatentBatch, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
     return max(1, (T // patch[0]) * (H // patch[1]) * (W // patch[2]))
 
 
-def _drop(p: float, n: int, g: torch.Generator, device: torch.device) -> Tensor:
-    return torch.rand(n, generator=g, device=device) < p
+class SampleDraws:
+    """Per-sample random draws, stacked along the batch axis."""
+
+    def __init__(self, generators: Sequence[torch.Generator], device: torch.device) -> None:
+        self.gens, self.device = list(generators), device
+
+    def randn(self, shape: Sequence[int]) -> Tensor:
+        """(B, *shape[1:]) standard normal, row b from generator b."""
+        return torch.stack(
+            [torch.randn(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens]
+        )
+
+    def rand(self) -> Tensor:
+        """(B,) uniform in [0, 1)."""
+        return torch.cat([torch.rand(1, generator=g, device=self.device) for g in self.gens])
+
+    def sigma(self, ts: TimestepSampling) -> Tensor:
+        return torch.cat([ts.sample(1, generator=g, device=self.device) for g in self.gens])
+
+
+def sample_generators(seed: int, step: int, micro: int, positions: Sequence[int]) -> list[torch.Generator]:
+    """One generator per sample, seeded from (seed, step, micro-batch, global position)."""
+    return [
+        torch.Generator().manual_seed(
+            int(np.random.SeedSequence([seed, step, micro, p]).generate_state(1)[0])
+        )
+        for p in positions
+    ]
 
 
 def build_inputs(
@@ -63,43 +93,44 @@ def build_inputs(
     strategy: Strategy,
     cfg: ObjectiveConfig,
     null_caption: tuple[Tensor, Tensor],
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
 ) -> tuple[ModalityInput, ModalityInput, Tensor, Tensor, Tensor, Tensor]:
     """Noisy inputs for both towers, the velocity targets and per-sample loss weights.
 
     Returns (video_in, audio_in, target_video (B,C,T,H,W), target_audio (B,Na,Ca), weight_video (B,),
     weight_audio (B,)).
     """
-    g, dev, B = generator, batch.video_mean.device, batch.size
+    dev, B = batch.video_mean.device, batch.size
+    if len(generators) != B:
+        raise ValueError(f"need one generator per sample: {len(generators)} for a batch of {B}")
+    d = SampleDraws(generators, dev)
     # 1. clean latents drawn from the codec posteriors
     if cfg.sample_posterior:
-        x0v = batch.video_mean + batch.video_std * torch.randn(
-            batch.video_mean.shape, generator=g, device=dev
-        )
-        x0a = batch.audio_mean + batch.audio_std * torch.randn(
-            batch.audio_mean.shape, generator=g, device=dev
-        )
+        x0v = batch.video_mean + batch.video_std * d.randn(batch.video_mean.shape)
+        x0a = batch.audio_mean + batch.audio_std * d.randn(batch.audio_mean.shape)
     else:
         x0v, x0a = batch.video_mean, batch.audio_mean
     # 2. noise levels
     shift = cfg.shift if cfg.shift > 0 else resolution_shift(_tokens(batch))
     ts = TimestepSampling(logit_mean=cfg.logit_mean, logit_std=cfg.logit_std, shift=shift)
-    sv = ts.sample(B, generator=g, device=dev)
-    sa = sv.clone() if cfg.shared_timesteps else ts.sample(B, generator=g, device=dev)
+    sv = d.sigma(ts)
+    sa = d.sigma(ts)
+    if cfg.shared_timesteps:
+        sa = sv.clone()
     wv = torch.full((B,), cfg.video_weight, device=dev)
     wa = torch.full((B,), cfg.audio_weight, device=dev)
     if strategy.unimodal:  # one stream per sample; the other is pure noise and carries no loss
-        video_turn = torch.rand(B, generator=g, device=dev) < 0.5
+        video_turn = d.rand() < 0.5
         sv = torch.where(video_turn, sv, torch.ones_like(sv))
         sa = torch.where(video_turn, torch.ones_like(sa), sa)
         wv, wa = wv * video_turn, wa * ~video_turn
-    nv = torch.randn(x0v.shape, generator=g, device=dev)
-    na = torch.randn(x0a.shape, generator=g, device=dev)
-    # 3. condition dropout (drawn even when unused, to keep the generator's stream fixed)
-    d_all = _drop(cfg.drop_all, B, g, dev)
-    d_text = _drop(cfg.drop_text, B, g, dev) | d_all
-    d_face = _drop(cfg.drop_faces, B, g, dev) | d_all
-    d_voice = _drop(cfg.drop_voices, B, g, dev) | d_all
+    nv = d.randn(x0v.shape)
+    na = d.randn(x0a.shape)
+    # 3. condition dropout (drawn even when unused, to keep each generator's stream fixed)
+    d_all = d.rand() < cfg.drop_all
+    d_text = (d.rand() < cfg.drop_text) | d_all
+    d_face = (d.rand() < cfg.drop_faces) | d_all
+    d_voice = (d.rand() < cfg.drop_voices) | d_all
 
     caption, cmask, ctags = batch.caption, batch.caption_mask, batch.caption_slot_ids
     if bool(d_text.any()):
@@ -159,10 +190,10 @@ def flow_loss(
     strategy: Strategy,
     cfg: ObjectiveConfig,
     null_caption: tuple[Tensor, Tensor],
-    generator: torch.Generator,
+    generators: Sequence[torch.Generator],
 ) -> StepLoss:
     """Velocity MSE per stream and sample; the scalar loss is the weight-normalised sum."""
-    video_in, audio_in, tv, ta, wv, wa = build_inputs(batch, strategy, cfg, null_caption, generator)
+    video_in, audio_in, tv, ta, wv, wa = build_inputs(batch, strategy, cfg, null_caption, generators)
     out = model(video_in, audio_in)
     lv = (out.video.float() - tv).pow(2).flatten(1).mean(1)  # (B,)
     la = (out.audio.float() - ta).pow(2).flatten(1).mean(1)

@@ -28,7 +28,7 @@ from facevox.models.config import DualTowerConfig
 from facevox.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from facevox.training.config import TrainConfig
 from facevox.training.metrics import SIGMA_BUCKETS, MetricsWriter, plot_losses
-from facevox.training.objective import StepLoss, flow_loss
+from facevox.training.objective import StepLoss, flow_loss, sample_generators
 from facevox.training.parallel import Dist, init_distributed, parallelize
 from facevox.training.strategies import Strategy, get_strategy
 
@@ -123,12 +123,12 @@ class Validator:
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         if not self.batches:
             return {}
-        g = torch.Generator().manual_seed(VAL_SEED)
         lv, la = [], []
         was_training = model.training
         model.eval()
-        for b in self.batches:
-            sl = flow_loss(model, b, self.strategy, self.objective, self.null, g)
+        for i, b in enumerate(self.batches):
+            gens = sample_generators(VAL_SEED, 0, i, range(b.size))
+            sl = flow_loss(model, b, self.strategy, self.objective, self.null, gens)
             lv.append(sl.video[~torch.isnan(sl.video)])
             la.append(sl.audio[~torch.isnan(sl.audio)])
         model.train(was_training)
@@ -215,7 +215,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         world=env.world,
         bucket_by_slots=cfg.bucket_by_slots,
     )
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + env.rank)
     trainable = dict(model.named_parameters())
     ema = {n: trainable[n].detach().clone().float() for n in names}
 
@@ -224,7 +223,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     if ckpt is not None:
         if env.world > 1:
             raise TrainError("resuming under torchrun is not supported yet: resume with one process")
-        state, ema = load_checkpoint(ckpt, model=model, optimizer=opt, param_names=names, generator=gen)
+        state, ema = load_checkpoint(ckpt, model=model, optimizer=opt, param_names=names)
         sampler.load_state_dict(state["sampler"])
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt, start)
@@ -266,9 +265,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             group["lr"] = lr
         opt.zero_grad(set_to_none=True)
         losses: list[StepLoss] = []
-        for _ in range(cfg.grad_accum):
+        for micro in range(cfg.grad_accum):
             batch = ds.batch(next(sampler))
-            sl = flow_loss(model, batch, strategy, cfg.objective, null, gen)
+            first = env.rank * cfg.batch_size
+            gens = sample_generators(cfg.seed, step, micro, range(first, first + batch.size))
+            sl = flow_loss(model, batch, strategy, cfg.objective, null, gens)
             (sl.loss / cfg.grad_accum).backward()
             losses.append(sl)
             samples_since += batch.size * env.world
@@ -279,6 +280,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 ema[n].lerp_(trainable[n].detach().float(), 1 - cfg.ema_decay)
         done = step + 1
         loss = sum(float(s.loss.detach()) for s in losses) / len(losses)
+        if env.world > 1:  # the logged loss is the mean over ranks (streams below are rank 0's)
+            t = torch.tensor([loss])
+            torch.distributed.all_reduce(t)
+            loss = float(t) / env.world
         if not math.isfinite(loss):
             raise TrainError(f"loss is {loss} at step {done}; lower lr (={cfg.lr}) or check the data")
         row: dict[str, Any] = {"step": done, "loss": loss, "lr": lr, "grad_norm": gnorm}
@@ -313,7 +318,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
                 ema=ema,
                 optimizer=opt,
                 param_names=names,
-                generator=gen,
                 state={"sampler": sampler.state_dict(), "config": to_dict(cfg)},
                 keep=cfg.keep_checkpoints,
             )

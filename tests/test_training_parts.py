@@ -1,0 +1,93 @@
+"""Trainer parts: strategies' parameter selection, objective inputs and dropout, the sampler."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from facevox.data.loader import BucketSampler, LatentDataset
+from facevox.data.shards import ShardError, read_null_caption
+from facevox.models import DualTowerDiT, get_config
+from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
+from facevox.training.strategies import get_strategy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from latent_fixtures import write_shards  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_shards(tmp_path_factory.mktemp("shards"))
+
+
+def test_strategies_train_what_the_paper_says() -> None:
+    m = DualTowerDiT(get_config("debug"))
+    base = set(get_strategy("base").select(m))
+    assert base == {n for n, _ in m.named_parameters()}
+    s1 = set(get_strategy("stage1").select(m))
+    assert s1 and all((".self_attn." in n or ".ref." in n or n.startswith("identity.")) for n in s1)
+    assert any(".ref." in n for n in s1) and any(".self_attn." in n for n in s1)
+    s2 = set(get_strategy("stage2").select(m))
+    assert s1 < s2 and any("k_bridge" in n for n in s2) and any(".cross_attn.q" in n for n in s2)
+    for name in ("stage1", "stage2", "stage3"):
+        sel = get_strategy(name).select(m)
+        assert not any(".ffn." in n or "embed" in n or "head" in n for n in sel), name
+    assert {n for n, p in m.named_parameters() if p.requires_grad} == set(get_strategy("stage3").select(m))
+
+
+def test_unimodal_stage_gives_the_other_stream_pure_noise_and_no_loss(shards: Path) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(8))
+    v, a, tv, ta, wv, wa = build_inputs(
+        b,
+        get_strategy("stage1"),
+        ObjectiveConfig(),
+        read_null_caption(shards),
+        sample_generators(0, 0, 0, range(8)),
+    )
+    assert bool(((wv > 0) ^ (wa > 0)).all())  # exactly one stream per sample
+    assert bool((v.timesteps[wa > 0] == 1).all()) and bool((a.timesteps[wv > 0] == 1).all())
+    assert v.references is not None and a.references is not None
+
+
+def test_dropout_removes_conditions_and_their_caption_tags(shards: Path) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(4))
+    null = read_null_caption(shards)
+    gens = sample_generators(0, 0, 0, range(4))
+    cfg = ObjectiveConfig(drop_all=1.0)
+    v, a, *_ = build_inputs(b, get_strategy("stage2"), cfg, null, gens)
+    assert not bool(v.references.mask.any()) and not bool(a.references.mask.any())
+    assert bool((v.context_slot_ids == -1).all())
+    assert torch.equal(v.context_mask[:, : null[1].shape[0]], null[1].expand(4, -1))
+    keep = ObjectiveConfig(drop_all=0, drop_text=0, drop_faces=1.0, drop_voices=0)
+    v, a, *_ = build_inputs(b, get_strategy("stage2"), keep, null, sample_generators(0, 0, 0, range(4)))
+    assert not bool(v.references.mask.any()) and bool(a.references.mask.any())
+    assert torch.equal(v.context_slot_ids, b.caption_slot_ids)  # voices still hold every slot
+    # same seeds, same draws; another step, other draws
+    v2, *_ = build_inputs(b, get_strategy("stage2"), keep, null, sample_generators(0, 0, 0, range(4)))
+    v3, *_ = build_inputs(b, get_strategy("stage2"), keep, null, sample_generators(0, 1, 0, range(4)))
+    assert torch.equal(v.latents, v2.latents) and not torch.equal(v.latents, v3.latents)
+
+
+def test_sampler_resumes_and_ranks_split_the_global_batch(shards: Path) -> None:
+    entries = LatentDataset(shards, splits=["train"]).entries
+    s = BucketSampler(entries, 3, seed=5)
+    first = [next(s) for _ in range(7)]  # crosses an epoch (12 samples -> 4 batches)
+    r = BucketSampler(entries, 3, seed=5)
+    [next(r) for _ in range(3)]
+    state = r.state_dict()
+    r2 = BucketSampler(entries, 3, seed=5)
+    r2.load_state_dict(state)
+    assert [next(r2) for _ in range(4)] == first[3:]
+    ranks = [BucketSampler(entries, 2, seed=5, rank=k, world=2) for k in range(2)]
+    glob = BucketSampler(entries, 4, seed=5)
+    for _ in range(5):
+        assert next(ranks[0]) + next(ranks[1]) == next(glob)
+    with pytest.raises(ShardError, match="lower the batch size"):
+        BucketSampler(entries, 64)
+    with pytest.raises(ValueError, match="seed"):
+        BucketSampler(entries, 3, seed=6).load_state_dict(state)
