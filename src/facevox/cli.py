@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "synth": ("facevox.synth.cli", "generate the synthetic talking world (people, clips, ground truth)"),
     "train-codec": ("facevox.codecs.cli", "train a tiny video or audio codec on a folder of mp4s"),
     "curate": ("facevox.curate.cli", "curate raw talking videos into identity-annotated training samples"),
+    "encode": ("facevox.data.cli", "encode curated samples into latent shards for training"),
     "train": ("facevox.training.cli", "train one stage of the dual-tower DiT on latent shards"),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }

@@ -1,0 +1,378 @@
+"""``facevox encode CURATED_DIR OUT_DIR``: curated samples -> latent shards for training.
+
+For every curated sample (a shot) up to ``windows_per_sample`` windows of ``window_frames`` frames
+are cut, resized to ``width x height`` and encoded with the frozen codecs; each window becomes one
+:class:`~facevox.data.shards.LatentSample` with
+
+- the window's video and audio latents (posterior mean and std);
+- face references: the curated crops from *other* videos (``face_refs``) and a crop of the person
+  in the window's middle frame (``face_refs_self``), each through :func:`face_reference` and the
+  video codec as a single frame;
+- voice references: the curated clips from other videos (``voice_refs``) and the person's own
+  speech in this shot (``voice_refs_self``), through :func:`voice_reference` and the audio codec;
+- the caption restricted to the window's speech, rendered with the paper's tags and encoded per
+  token (tags -> identity slots: ``<S1>``/``<REF_1_S>`` -> slot 0).
+
+Splits are by person: a seeded ``heldout_fraction`` of curated person ids is held out; a window
+whose people are all held out is ``heldout``, none ``train``, mixed ones are skipped (said why).
+Resumable: a window whose file exists and reads back is not redone; the index is rewritten whole.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from facevox.config import to_dict, write_resolved
+from facevox.curate.captions import render
+from facevox.curate.faces import crop
+from facevox.curate.pipeline import read_manifest
+from facevox.data.references import ReferenceError, face_reference, voice_reference
+from facevox.data.shards import (
+    IndexEntry,
+    LatentSample,
+    ShardError,
+    read_sample,
+    write_index,
+    write_null_caption,
+    write_sample,
+)
+from facevox.io.atomic import atomic_write_json, atomic_write_text
+from facevox.io.media import MediaError, read_audio, read_av
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeConfig:
+    video_codec: str = ""  # WanVideoCodec folder (facevox train-codec video)
+    audio_codec: str = ""  # MelAudioCodec folder (facevox train-codec audio)
+    text_encoder: str = "minilm"  # "minilm" (embedded default) or a local T5/umT5 folder
+    width: int = 128  # frames are resized to width x height (multiples of 16)
+    height: int = 96
+    window_frames: int = 25  # frames per training window, 1 + 4k (25 = 1 s at 25 fps)
+    windows_per_sample: int = 2  # evenly spaced windows per curated shot (at most)
+    face_size: int = 64  # face-reference side in pixels
+    max_face_views: int = 3  # face references per person from other videos
+    voice_seconds: float = 3.0  # voice-reference length per person
+    max_caption_tokens: int = 128
+    heldout_fraction: float = 0.2  # share of curated person ids held out (by seeded hash)
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if (self.window_frames - 1) % 4 or self.window_frames < 5:
+            raise ValueError(f"window_frames must be 1 + 4k >= 5, got {self.window_frames}")
+        if self.width % 16 or self.height % 16:
+            raise ValueError(f"width and height must be multiples of 16, got {self.width}x{self.height}")
+        if not 0 <= self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
+
+
+class EncodeError(RuntimeError):
+    """The run cannot start (no manifest, no codec folder); the message says what to do."""
+
+
+def is_heldout(person_id: str, cfg: EncodeConfig) -> bool:
+    """Seeded, order-free split of person ids."""
+    h = np.random.SeedSequence([cfg.seed, *person_id.encode()]).generate_state(1)[0]
+    return (h / 2**32) < cfg.heldout_fraction
+
+
+@dataclass
+class Codecs:
+    video: Any
+    audio: Any
+    text: Any
+
+
+def load_codecs(cfg: EncodeConfig) -> Codecs:
+    from facevox.codecs.mel import MelAudioCodec
+    from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
+    from facevox.codecs.video import WanVideoCodec
+
+    for kind, folder in (("video", cfg.video_codec), ("audio", cfg.audio_codec)):
+        if not folder:
+            raise EncodeError(f"{kind}_codec=DIR is required (train one with `facevox train-codec {kind}`)")
+    text = (
+        MiniLMTextEncoder.from_pretrained(max_length=cfg.max_caption_tokens)
+        if cfg.text_encoder == "minilm"
+        else T5TextEncoder.from_pretrained(cfg.text_encoder, max_length=cfg.max_caption_tokens)
+    )
+    return Codecs(
+        WanVideoCodec.from_pretrained(cfg.video_codec).eval(),
+        MelAudioCodec.from_pretrained(cfg.audio_codec).eval(),
+        text,
+    )
+
+
+def _video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (1, 3, T, height, width) in [-1, 1]."""
+    small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+    return torch.from_numpy(small).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
+
+
+def _encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, S) -> mean, std of (n, Ca)."""
+    d = codecs.audio.encode(audio.unsqueeze(0))  # (1, Ca, n)
+    return d.mean[0].T.contiguous(), d.std[0].T.contiguous()
+
+
+class _Encoder:
+    def __init__(self, cfg: EncodeConfig, curated: Path, codecs: Codecs) -> None:
+        self.cfg, self.curated, self.c = cfg, curated, codecs
+        self._clip: tuple[str, Any] | None = None
+        C = codecs.video.latent_channels
+        s = cfg.face_size // codecs.video.space_stride
+        self.empty_face = torch.zeros(C, 1, s, s)
+        self.empty_voice = torch.zeros(1, codecs.audio.latent_channels)
+
+    def clip(self, path: str) -> Any:
+        if self._clip is None or self._clip[0] != path:
+            self._clip = (path, read_av(path))
+        return self._clip[1]
+
+    def face_latents(self, images: list[np.ndarray]) -> torch.Tensor:
+        """(V, C, 1, h, w) latent means of face crops."""
+        x = torch.stack([face_reference(im, self.cfg.face_size) for im in images])  # (V, 3, S, S)
+        return self.c.video.encode_image(x).mean
+
+    def voice_latents(self, audio: np.ndarray) -> torch.Tensor:
+        """(Tr, Ca) latent means of a voice clip."""
+        wav = voice_reference(audio, 16_000, self.cfg.voice_seconds)
+        return self.c.audio.encode(wav.unsqueeze(0)).mean[0].T.contiguous()
+
+    def window(self, rec: dict[str, Any], f0: int, wid: str, split: str) -> LatentSample:
+        cfg = self.cfg
+        av = self.clip(rec["video_path"])
+        T = cfg.window_frames
+        if av.video.shape[0] < f0 + T:
+            raise MediaError(f"{rec['video_path']} has {av.video.shape[0]} frames, the window needs {f0 + T}")
+        fps, sr = float(rec["fps"]), 16_000
+        video = self.c.video.encode(_video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height))
+        a0 = round(f0 / fps * sr)
+        n = round(T / fps * sr)
+        seg = np.zeros(n, np.float32)
+        part = av.audio[a0 : a0 + n]
+        seg[: part.shape[0]] = part
+        am, asd = _encode_audio(self.c, torch.from_numpy(seg).unsqueeze(0))
+        t0, t1 = f0 / fps, (f0 + T) / fps
+
+        subjects = sorted(rec["subjects"], key=lambda s: s["slot"])
+        K = len(subjects)
+        face_x, face_self, voice_x, voice_self = [], [], [], []
+        mid = av.video[f0 + T // 2]
+        for s in subjects:
+            refs = s["face_refs"][: cfg.max_face_views]
+            imgs = [np.asarray(Image.open(self.curated / r["path"]).convert("RGB")) for r in refs]
+            face_x.append(self.face_latents(imgs) if imgs else self.empty_face[None])
+            face_self.append(self.face_latents([np.ascontiguousarray(crop(mid, s["box"], 0.25))]))
+            vx = [read_audio(self.curated / r["path"]) for r in s["voice_refs"]]
+            voice_x.append(self.voice_latents(np.concatenate(vx)) if vx else self.empty_voice)
+            own = [t for t in rec["speech"] if t["slot"] == s["slot"]]
+            own_audio = [av.audio[round(t["start"] * sr) : round(t["end"] * sr)] for t in own]
+            own_audio = [x for x in own_audio if x.size > sr // 10]
+            try:
+                voice_self.append(
+                    self.voice_latents(np.concatenate(own_audio)) if own_audio else self.empty_voice
+                )
+            except ReferenceError:
+                voice_self.append(self.empty_voice)
+
+        def stack_faces(groups: list[torch.Tensor], real: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            V = max(g.shape[0] for g in groups)
+            out = torch.zeros(K, V, *groups[0].shape[1:])
+            mask = torch.zeros(K, V, dtype=torch.bool)
+            for k, g in enumerate(groups):
+                out[k, : g.shape[0]] = g
+                mask[k, : real[k]] = True
+            return out, mask
+
+        def stack_voices(groups: list[torch.Tensor], real: list[bool]) -> tuple[torch.Tensor, torch.Tensor]:
+            Tr = max(g.shape[0] for g in groups)
+            out = torch.zeros(K, Tr, groups[0].shape[1])
+            mask = torch.zeros(K, Tr, dtype=torch.bool)
+            for k, g in enumerate(groups):
+                out[k, : g.shape[0]] = g
+                mask[k, : g.shape[0]] = real[k]
+            return out, mask
+
+        fx, fxm = stack_faces(face_x, [min(len(s["face_refs"]), cfg.max_face_views) for s in subjects])
+        fs, fsm = stack_faces(face_self, [1] * K)
+        vx, vxm = stack_voices(voice_x, [bool(s["voice_refs"]) for s in subjects])
+        vs, vsm = stack_voices(voice_self, [g is not self.empty_voice for g in voice_self])
+
+        caption = copy.deepcopy(rec["caption"])
+        caption["speech"] = [
+            {**t, "start": round(max(t["start"], t0) - t0, 2), "end": round(min(t["end"], t1) - t0, 2)}
+            for t in caption["speech"]
+            if t["end"] > t0 and t["start"] < t1
+        ]
+        text = render(caption)
+        enc = self.c.text.encode([text])
+        L = int(enc.mask[0].sum())
+        return LatentSample(
+            sample_id=wid,
+            video_mean=video.mean[0],
+            video_std=video.std[0],
+            audio_mean=am,
+            audio_std=asd,
+            caption=enc.hidden[0, :L].half(),
+            caption_mask=enc.mask[0, :L],
+            caption_slot_ids=enc.slot_ids[0, :L],
+            slot_ids=torch.tensor([s["slot"] - 1 for s in subjects]),
+            face_refs=fx,
+            face_refs_mask=fxm,
+            voice_refs=vx,
+            voice_refs_mask=vxm,
+            face_refs_self=fs,
+            face_refs_self_mask=fsm,
+            voice_refs_self=vs,
+            voice_refs_self_mask=vsm,
+            meta={
+                "person_ids": [s["person_id"] for s in subjects],
+                "split": split,
+                "source": rec["sample_id"],
+                "video_path": rec["video_path"],
+                "start_frame": f0,
+                "fps": fps,
+                "sample_rate": sr,
+                "caption_text": text,
+                "caption": caption,
+            },
+        )
+
+
+def _windows(rec: dict[str, Any], cfg: EncodeConfig) -> list[int]:
+    n = rec["end_frame"] - rec["start_frame"]
+    k = min(cfg.windows_per_sample, n // cfg.window_frames)
+    if k <= 0:
+        return []
+    return sorted({int(x) for x in np.linspace(rec["start_frame"], rec["end_frame"] - cfg.window_frames, k)})
+
+
+def encode(
+    cfg: EncodeConfig, curated_dir: str | Path, out_dir: str | Path, progress: bool = True
+) -> dict[str, Any]:
+    """Encode every curated sample of ``curated_dir`` into ``out_dir``; returns the counts."""
+    curated, out = Path(curated_dir), Path(out_dir)
+    if not (curated / "manifest.jsonl").is_file():
+        raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT {curated}` first")
+    records = read_manifest(curated)
+    torch.set_num_threads(cfg.threads)
+    codecs = load_codecs(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out)
+    null = codecs.text.encode([""])
+    n0 = int(null.mask[0].sum())
+    write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
+    enc = _Encoder(cfg, curated, codecs)
+    entries: list[IndexEntry] = []
+    skipped: list[dict[str, Any]] = []
+    made = reused = 0
+    t_start = time.perf_counter()
+    media_seconds = 0.0
+    todo = [
+        (r, f0)
+        for r in sorted(records, key=lambda r: (r["video_path"], r["start_frame"]))
+        for f0 in _windows(r, cfg)
+    ]
+    for rec in records:
+        if not _windows(rec, cfg):
+            skipped.append(
+                {
+                    "sample_id": rec["sample_id"],
+                    "reason": "shorter_than_window",
+                    "detail": f"{rec['end_frame'] - rec['start_frame']} frames < {cfg.window_frames}",
+                }
+            )
+    for rec, f0 in tqdm(todo, desc="encode", unit="window", disable=not progress):
+        wid = f"{rec['sample_id']}_f{f0:05d}"
+        people = [s["person_id"] for s in rec["subjects"]]
+        held = {is_heldout(p, cfg) for p in people}
+        if len(held) != 1:
+            skipped.append(
+                {"sample_id": wid, "reason": "mixed_split", "detail": "train and held-out people together"}
+            )
+            continue
+        split = "heldout" if held == {True} else "train"
+        path = out / "samples" / f"{wid}.safetensors"
+        sample = None
+        if path.is_file():
+            try:
+                sample, reused = read_sample(path), reused + 1
+            except ShardError as e:
+                log.warning("redoing %s: %s", path, e)
+        if sample is None:
+            try:
+                sample = enc.window(rec, f0, wid, split)
+            except (MediaError, ReferenceError, ShardError, OSError, KeyError) as e:
+                skipped.append({"sample_id": wid, "reason": type(e).__name__, "detail": str(e)[:300]})
+                continue
+            write_sample(path, sample)
+            made += 1
+            media_seconds += cfg.window_frames / float(rec["fps"])
+        entries.append(
+            IndexEntry(
+                sample_id=wid,
+                file=f"samples/{wid}.safetensors",
+                split=split,
+                num_slots=sample.num_slots,
+                person_ids=people,
+                video_shape=list(sample.video_mean.shape),
+                audio_frames=int(sample.audio_mean.shape[0]),
+                duration=cfg.window_frames / float(rec["fps"]),
+            )
+        )
+    wall = time.perf_counter() - t_start
+    write_index(out, entries)
+    atomic_write_text(out / "skipped.jsonl", "".join(json.dumps(s, sort_keys=True) + "\n" for s in skipped))
+    shard_bytes = sum(p.stat().st_size for p in (out / "samples").glob("*.safetensors")) if entries else 0
+    seconds = sum(e.duration for e in entries)
+    counts = {
+        "windows": len(entries),
+        "train": sum(e.split == "train" for e in entries),
+        "heldout": sum(e.split == "heldout" for e in entries),
+        "made_this_run": made,
+        "reused": reused,
+        "skipped": len(skipped),
+        "wall_seconds": round(wall, 2),
+        "windows_per_second": round(made / wall, 3) if made and wall > 0 else None,
+        "media_seconds_per_second": round(media_seconds / wall, 3) if made and wall > 0 else None,
+        "shard_bytes_per_media_second": round(shard_bytes / seconds) if seconds else None,
+    }
+    atomic_write_json(
+        out / "encode.json",
+        {
+            "format": "facevox.encode/1",
+            "config": to_dict(cfg),
+            "video_codec": str(Path(cfg.video_codec).resolve()),
+            "audio_codec": str(Path(cfg.audio_codec).resolve()),
+            "text_encoder": cfg.text_encoder,
+            "alignment": {
+                "fps": float(records[0]["fps"]) if records else 25.0,
+                "sample_rate": 16_000,
+                "height": cfg.height,
+                "width": cfg.width,
+                "num_frames": cfg.window_frames,
+                "max_frames": cfg.window_frames,
+                "face_size": cfg.face_size,
+                "voice_seconds": cfg.voice_seconds,
+                "max_caption_tokens": cfg.max_caption_tokens,
+            },
+            "counts": counts,
+        },
+    )
+    log.info("encode %s: %s", out, counts)
+    return counts
