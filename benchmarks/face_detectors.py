@@ -13,12 +13,12 @@ import argparse
 
 import cv2
 import numpy as np
-from facevox.synth.voice import sample_voice
 
 from facevox.recognisers.faces import box_iou
 from facevox.synth.config import SynthConfig
 from facevox.synth.face import sample_face
 from facevox.synth.scene import Person, plan_still, render_clip
+from facevox.synth.voice import sample_voice
 
 
 def main() -> None:

@@ -21,6 +21,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "curate": ("facevox.curate.cli", "curate raw talking videos into identity-annotated training samples"),
     "encode": ("facevox.data.cli", "encode curated samples into latent shards for training"),
     "train": ("facevox.training.cli", "train one stage of the dual-tower DiT on latent shards"),
+    "generate": (
+        "facevox.pipeline.cli",
+        "generate talking clips with speech from faces, voices and a script",
+    ),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }
 
@@ -49,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(importlib.import_module(args._module).run(args) or 0)
     except ConfigError as err:
         log.error("config error: %s", err)
+        return 2
+    except ValueError as err:  # request, shard and model errors: a clear message, no traceback
+        log.error("%s: %s", type(err).__name__, err)
         return 2
     except KeyboardInterrupt:
         log.error("interrupted")
