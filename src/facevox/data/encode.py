@@ -366,7 +366,9 @@ def encode(
                 "height": cfg.height,
                 "width": cfg.width,
                 "num_frames": cfg.window_frames,
-                "max_frames": cfg.window_frames,
+                # RoPE lets the model run past its training window; 4x is where we stop trusting it
+                "max_frames": 4 * (cfg.window_frames - 1) + 1,
+                "shift": 0.0,  # 0: the resolution-dependent shift training used (diffusion.path)
                 "face_size": cfg.face_size,
                 "voice_seconds": cfg.voice_seconds,
                 "max_caption_tokens": cfg.max_caption_tokens,

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.diffusion.guidance import Guidance, GuidanceScales, combine
+from facevox.diffusion.path import resolution_shift
 from facevox.diffusion.samplers import SamplerConfig, sample
 from facevox.io.atomic import atomic_write_json
 from facevox.io.media import MediaError, read_audio, write_av
@@ -54,7 +55,7 @@ class PipelineSettings:
     voice_seconds: float
     text_encoder: str = "minilm"
     max_caption_tokens: int = 128
-    shift: float = 3.0
+    shift: float = 0.0  # 0: resolution-dependent, the rule training used (facevox.diffusion.path)
 
     @classmethod
     def read(cls, folder: Path) -> PipelineSettings:
@@ -370,7 +371,8 @@ class FacevoxPipeline:
             pa = {v: oa[i : i + 1] for i, v in enumerate(variants)}
             return combine(pv, cfg.video), combine(pa, cfg.audio)
 
-        scfg = SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=cfg.shift or s.shift)
+        shift = cfg.shift or s.shift or resolution_shift(T * (H // 2) * (W // 2))
+        scfg = SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift)
         xv, xa = sample(velocity, xv, xa, scfg, callback)
         self._off(model)
         t_sampled = time.perf_counter()
