@@ -25,6 +25,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "facevox.pipeline.cli",
         "generate talking clips with speech from faces, voices and a script",
     ),
+    "eval": ("facevox.evaluation.cli", "score generated clips (identity, sync, WER) between a floor and a ceiling"),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }
 

@@ -1,0 +1,172 @@
+"""A held-out benchmark from a synthetic world: generation requests and their real counterparts.
+
+For held-out clips (people never in training) with 1-3 people, each person gets face references
+cropped from *other* held-out clips of that person (``views`` crops of different frames, with the
+ground-truth box grown as curation grows it) and a voice reference cut from their speech in another
+clip. Then
+
+- ``requests.jsonl``: one generation request per clip (script = the ground-truth lines of the
+  clip's first ``duration`` seconds, fixed seed) for ``facevox generate --requests``;
+- ``real/``: the same first ``duration`` seconds of the real clip as ``NAME.mp4`` + a
+  ``facevox.generation/1`` sidecar naming the same references and turns: the ceiling, scored by
+  ``facevox eval`` exactly like generated clips.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+from facevox.curate.faces import crop
+from facevox.io.atomic import atomic_write_json, atomic_write_text
+from facevox.io.media import read_av, write_av
+
+log = logging.getLogger(__name__)
+
+
+def _load_gt(world: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((world / "ground_truth" / "clips").glob("*.json"))]
+
+
+def build_benchmark(
+    world_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    duration: float = 2.0,
+    max_clips: int = 8,
+    views: int = 2,
+    voice_seconds: float = 3.0,
+    split: str = "heldout",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Write ``requests.jsonl``, ``real/`` and ``refs/`` under ``out_dir``; returns counts."""
+    world, out = Path(world_dir), Path(out_dir)
+    clips = [g for g in _load_gt(world) if g["split"] == split]
+    if not clips:
+        raise ValueError(f"{world} has no {split!r} clips")
+    by_person: dict[str, list[dict[str, Any]]] = {}
+    for g in clips:
+        for p in g["people"]:
+            by_person.setdefault(p["person_id"], []).append(g)
+    rng = np.random.default_rng(seed)
+    refs_dir, real_dir = out / "refs", out / "real"
+    refs_dir.mkdir(parents=True, exist_ok=True)
+    real_dir.mkdir(parents=True, exist_ok=True)
+    requests, skipped = [], []
+    cache: dict[str, Any] = {}
+
+    def media(g: dict[str, Any]) -> Any:
+        if g["clip_id"] not in cache:
+            cache.clear()
+            cache[g["clip_id"]] = read_av(world / "videos" / f"{g['clip_id']}.mp4")
+        return cache[g["clip_id"]]
+
+    multi = [g for g in clips if len(g["people"]) > 1]
+    single = [g for g in clips if len(g["people"]) == 1]
+    order = [g for pair in zip(single, multi, strict=False) for g in pair]  # alternate single / multi
+    order += single[len(multi) :] + multi[len(single) :]
+    for g in order:
+        if len(requests) >= max_clips:
+            break
+        name = g["clip_id"]
+        others = {
+            p["person_id"]: [
+                o
+                for o in by_person[p["person_id"]]
+                if o["clip_id"] != name and any(s["person_id"] == p["person_id"] for s in o["segments"])
+            ]
+            for p in g["people"]
+        }
+        if any(not v for v in others.values()):
+            skipped.append({"clip": name, "reason": "a person speaks in no other held-out clip"})
+            continue
+        lines = [s for s in g["segments"] if s["start"] < duration]
+        if not lines:
+            skipped.append({"clip": name, "reason": f"no speech in the first {duration} s"})
+            continue
+        people = []
+        for p in sorted(g["people"], key=lambda p: p["slot"]):
+            pid = p["person_id"]
+            src = others[pid][int(rng.integers(len(others[pid])))]
+            clip = media(src)
+            entry = next(q for q in src["people"] if q["person_id"] == pid)
+            faces = []
+            for f in np.linspace(0, src["num_frames"] - 1, views + 2)[1:-1].astype(int):
+                path = refs_dir / f"{name}_{pid}_f{f}.png"
+                Image.fromarray(np.ascontiguousarray(crop(clip.video[f], entry["boxes"][f], 0.25))).save(path)
+                faces.append(str(path.resolve()))
+            segs = [s for s in src["segments"] if s["person_id"] == pid]
+            audio = np.concatenate(
+                [clip.audio[int(s["start"] * 16000) : int(s["end"] * 16000)] for s in segs]
+            )
+            voice = refs_dir / f"{name}_{pid}.wav"
+            sf.write(voice, audio[: int(voice_seconds * 16000)], 16000)
+            people.append(
+                {
+                    "name": pid,
+                    "person_id": pid,
+                    "faces": faces,
+                    "voice": str(voice.resolve()),
+                    "slot": p["slot"],
+                }
+            )
+        turns = [
+            {
+                "slot": s["slot"],
+                "name": s["person_id"],
+                "text": s["text"],
+                "start": round(s["start"], 2),
+                "end": round(min(s["end"], duration), 2),
+            }
+            for s in lines
+        ]
+        script = " ".join(f"[{t['name']}] {t['text']}" for t in turns)
+        requests.append(
+            {
+                "name": name,
+                "seed": seed,
+                "duration": duration,
+                "script": script,
+                "people": [{k: v for k, v in p.items() if k != "slot"} for p in people],
+            }
+        )
+        clip = media(g)
+        n = int(round(duration * g["fps"]))
+        write_av(
+            real_dir / f"{name}.mp4", clip.video[:n], g["fps"], clip.audio[: int(duration * 16000)], 16000
+        )
+        atomic_write_json(
+            real_dir / f"{name}.json",
+            {
+                "format": "facevox.generation/1",
+                "seed": None,
+                "model": "real",
+                "config": {},
+                "timings": {},
+                "fps": g["fps"],
+                "sample_rate": 16000,
+                "duration": duration,
+                "width": g["width"],
+                "height": g["height"],
+                "references_used": {"faces": True, "voices": True},
+                "people": [{k: v for k, v in p.items() if k != "name"} | {"name": p["name"]} for p in people],
+                "caption": {},
+                "caption_text": "",
+                "turns": turns,
+            },
+        )
+    atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r) + "\n" for r in requests))
+    counts = {
+        "requests": len(requests),
+        "skipped": skipped,
+        "people": sorted({p["person_id"] for r in requests for p in r["people"]}),
+        "multi_person": sum(len(r["people"]) > 1 for r in requests),
+    }
+    atomic_write_json(out / "benchmark.json", counts)
+    return counts
