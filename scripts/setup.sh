@@ -7,17 +7,22 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-# Debian packages: espeak-ng and sox make the synthetic voices.
+# Debian packages: espeak-ng and sox make the synthetic voices; chromium and chromium-driver run
+# the headless browser test of `facevox serve` (package chromium-driver provides chromedriver).
 missing=()
-for bin in espeak-ng sox; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
+for pkg in espeak-ng:espeak-ng sox:sox chromium:chromium chromium-driver:chromedriver; do
+  command -v "${pkg#*:}" >/dev/null 2>&1 || missing+=("${pkg%%:*}")
+done
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${missing[*]}" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null
-  else
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  elif [[ " ${missing[*]} " =~ " espeak-ng " || " ${missing[*]} " =~ " sox " ]]; then
     echo "setup: facevox needs the Debian packages espeak-ng and sox (missing: ${missing[*]})." >&2
-    echo "       install them with: sudo apt-get install -y espeak-ng sox" >&2
+    echo "       install them with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
+  else  # only the browser is missing: its test skips
+    echo "setup: the serve browser test needs: sudo apt-get install -y ${missing[*]}" >&2
   fi
 fi
 
@@ -35,5 +40,5 @@ PIP=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
 # face_recognition's metadata asks for a source build of dlib (dlib-bin above provides it), and
 # PySceneDetect's for opencv-python 5 (no Haar cascades; it would replace the headless OpenCV 4).
 "${PIP[@]}" --no-deps "face_recognition>=1.3" "scenedetect>=0.6"
-"$VENV/bin/python" -c "import torch, cv2, dlib, face_recognition, resemblyzer, av, scenedetect, silero_vad, pocketsphinx; print('setup: ok, torch', torch.__version__)"
+"$VENV/bin/python" -c "import torch, cv2, dlib, face_recognition, resemblyzer, av, scenedetect, silero_vad, pocketsphinx, selenium; print('setup: ok, torch', torch.__version__)"
 echo "$want" > "$stamp"

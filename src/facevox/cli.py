@@ -25,7 +25,14 @@ VERBS: dict[str, tuple[str, str]] = {
         "facevox.pipeline.cli",
         "generate talking clips with speech from faces, voices and a script",
     ),
-    "eval": ("facevox.evaluation.cli", "score generated clips (identity, sync, WER) between a floor and a ceiling"),
+    "eval": (
+        "facevox.evaluation.cli",
+        "score generated clips (identity, sync, WER) between a floor and a ceiling",
+    ),
+    "serve": (
+        "facevox.serve.cli",
+        "a local web page: upload faces and voices, write a script, play the clip",
+    ),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
 }
 

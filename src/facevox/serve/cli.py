@@ -1,0 +1,36 @@
+"""``facevox serve --model DIR [--host 127.0.0.1 --port 7860]``: the local web page."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="pipeline folder (a training run's release/)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--work", help="folder for uploads and results (default: a new temporary folder)")
+    p.add_argument("--offload", action="store_true", help="keep each component on the CPU until it runs")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facevox.pipeline import FacevoxPipeline
+    from facevox.serve import JobRunner, make_server
+
+    pipe = FacevoxPipeline.from_pretrained(args.model, offload=args.offload)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
+    server = make_server(JobRunner(pipe, work), args.host, args.port)
+    host, port = server.server_address[:2]
+    log.info("facevox serve: http://%s:%d/ (uploads and results under %s; Ctrl-C stops)", host, port, work)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("stopped")
+    finally:
+        server.server_close()
+    return 0

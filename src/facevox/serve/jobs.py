@@ -1,0 +1,186 @@
+"""Generation jobs of the web page: uploads -> a checked request -> one worker thread -> mp4.
+
+Uploads arrive as JSON (``{"people": [{"name", "faces": [{"filename", "data"}], "voice": {...}}],
+"script", "duration", "seed", "steps"}``, file data base64). Each job owns ``WORK/jobs/ID/``: the
+uploads under ``inputs/`` and the pipeline's atomic ``clip.mp4`` + ``clip.json`` under ``out/``.
+The request is checked (names, script, duration) before the job is queued, so a bad page submission
+is answered at once and nothing is queued; jobs run one at a time, in submission order.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+import queue
+import re
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facevox.io.atomic import atomic_write_bytes
+from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person, RequestError
+from facevox.pipeline.pipeline import GenerateConfig
+
+log = logging.getLogger(__name__)
+
+MAX_STEPS = 64  # the page is for trying things out; long runs belong to `facevox generate`
+
+
+@dataclass
+class Job:
+    id: str
+    steps: int
+    state: str = "queued"  # queued | running | done | error
+    step: int = 0
+    error: str = ""
+    video: Path | None = None
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        """What the page polls."""
+        out = {
+            "id": self.id,
+            "state": self.state,
+            "step": self.step,
+            "steps": self.steps,
+            "error": self.error,
+        }
+        if self.video is not None:
+            out["video"] = f"/jobs/{self.id}/{self.video.name}"
+            out["sidecar"] = f"/jobs/{self.id}/{self.video.with_suffix('.json').name}"
+            out["timings"] = self.sidecar.get("timings", {})
+        return out
+
+
+def _suffix(filename: str, default: str) -> str:
+    s = Path(filename).suffix.lower()
+    return s if re.fullmatch(r"\.[a-z0-9]{1,5}", s) else default
+
+
+def _decode(upload: Any, what: str) -> bytes:
+    if not isinstance(upload, dict) or not isinstance(upload.get("data"), str):
+        raise RequestError(f"{what}: no file uploaded")
+    try:
+        data = base64.b64decode(upload["data"], validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise RequestError(f"{what}: the upload is not valid base64 ({e})") from e
+    if not data:
+        raise RequestError(f"{what}: the uploaded file is empty")
+    return data
+
+
+class JobRunner:
+    """Queue of generation jobs over one pipeline, run by one worker thread."""
+
+    def __init__(self, pipe: FacevoxPipeline, work_dir: str | Path, *, config: GenerateConfig | None = None):
+        self.pipe, self.work = pipe, Path(work_dir)
+        self.config = config or GenerateConfig()
+        self.jobs: dict[str, Job] = {}
+        self._queue: queue.Queue[tuple[Job, GenerationRequest, Path]] = queue.Queue()
+        self._worker = threading.Thread(target=self._loop, name="facevox-serve-worker", daemon=True)
+        self._worker.start()
+
+    def submit(self, payload: dict[str, Any]) -> Job:
+        """Save the uploads, check the request (RequestError if bad: nothing queued) and queue it."""
+        if not isinstance(payload, dict):
+            raise RequestError("the request body must be a JSON object")
+        people_in = payload.get("people")
+        if not isinstance(people_in, list) or not people_in:
+            raise RequestError("add at least one person (a name, face images and a voice recording)")
+        try:
+            steps = int(payload.get("steps", self.config.steps))
+            duration = float(payload.get("duration", 1.0))
+            seed = int(payload.get("seed", 0))
+        except (TypeError, ValueError) as e:
+            raise RequestError(f"steps, duration and seed must be numbers ({e})") from e
+        if not 1 <= steps <= MAX_STEPS:
+            raise RequestError(f"steps must be in 1..{MAX_STEPS}, got {steps}")
+        script = payload.get("script")
+        if not isinstance(script, str) or not script.strip():
+            raise RequestError("write a script, e.g. '[alice] Hello there.'")
+
+        # decode every upload before writing any of them
+        job_id = uuid.uuid4().hex[:12]
+        files: dict[str, bytes] = {}
+        people = []
+        for k, p in enumerate(people_in):
+            name = str(p.get("name", "")).strip() if isinstance(p, dict) else ""
+            if not name:
+                raise RequestError(f"person {k + 1} has no name")
+            faces_in = p.get("faces") or []
+            if not faces_in:
+                raise RequestError(f"person {name!r}: upload at least one face image")
+            faces = []
+            for i, f in enumerate(faces_in):
+                rel = f"face_{k}_{i}{_suffix(str(f.get('filename', '')), '.png')}"
+                files[rel] = _decode(f, f"person {name!r} face {i + 1}")
+                faces.append(rel)
+            voice = p.get("voice")
+            rel_v = f"voice_{k}{_suffix(str((voice or {}).get('filename', '')), '.wav')}"
+            files[rel_v] = _decode(voice, f"person {name!r} voice")
+            people.append((name, faces, rel_v))
+        # the uploads land in a staging folder renamed into place; a request that fails its
+        # check (unknown speaker, too long...) removes the job folder again: nothing is left
+        root = self.work / "jobs" / job_id
+        staging = self.work / "jobs" / f".staging-{job_id}"
+        for rel, data in files.items():
+            atomic_write_bytes(staging / "inputs" / rel, data)
+        staging.rename(root)
+        inputs = root / "inputs"
+        try:
+            req = GenerationRequest(
+                name="clip",
+                people=tuple(
+                    Person(name=n, faces=tuple(str(inputs / f) for f in fs), voice=str(inputs / v))
+                    for n, fs, v in people
+                ),
+                script=script,
+                duration=duration,
+                seed=seed,
+            )
+            self.pipe.check(req)  # names, script speakers, duration: before any heavy work
+        except RequestError:
+            shutil.rmtree(root)
+            raise
+        job = Job(id=job_id, steps=steps)
+        self.jobs[job_id] = job
+        self._queue.put((job, req, root / "out"))
+        log.info("queued job %s (%d people, %.1f s, %d steps)", job_id, len(people), duration, steps)
+        return job
+
+    def file(self, job_id: str, name: str) -> Path | None:
+        """A finished job's output file (``clip.mp4`` / ``clip.json``), else None."""
+        job = self.jobs.get(job_id)
+        if (
+            job is None
+            or job.video is None
+            or name not in (job.video.name, job.video.with_suffix(".json").name)
+        ):
+            return None
+        return job.video.parent / name
+
+    def _loop(self) -> None:
+        while True:
+            job, req, out = self._queue.get()
+            job.state = "running"
+
+            def progress(i: int, n: int, job: Job = job) -> None:
+                job.step = i
+
+            try:
+                cfg = dataclasses.replace(self.config, steps=job.steps)
+                res = self.pipe(req, out, config=cfg, callback=progress)
+                job.video, job.sidecar, job.state = res.video_path, res.sidecar, "done"
+                log.info("job %s done in %.1f s", job.id, res.sidecar["timings"]["total_s"])
+            except RequestError as e:  # a face with no face, a silent voice...: the page shows it
+                job.error, job.state = str(e), "error"
+            except Exception as e:  # noqa: BLE001 - keep serving; the page shows the failure
+                log.exception("job %s failed", job.id)
+                job.error, job.state = f"{type(e).__name__}: {e}", "error"
+            finally:
+                self._queue.task_done()

@@ -1,0 +1,110 @@
+"""The HTTP side of ``facevox serve``: stdlib ``http.server``, one page, a tiny JSON API.
+
+- ``GET /``: the page (``page.html``; no external assets, everything is served from here).
+- ``POST /api/jobs``: a JSON submission (see :mod:`facevox.serve.jobs`) -> ``{"id": ...}``, or 400
+  with ``{"error": "..."}`` for bad input (nothing queued, nothing written).
+- ``GET /api/jobs/ID``: state, step / steps, error, and once done the mp4 and sidecar URLs.
+- ``GET /jobs/ID/clip.mp4`` and ``clip.json``: the result (byte ranges supported, for ``<video>``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
+from typing import Any
+
+from facevox.pipeline import RequestError
+from facevox.serve.jobs import JobRunner
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 64 * 2**20  # one submission (all faces and voices, base64)
+_TYPES = {".mp4": "video/mp4", ".json": "application/json"}
+
+
+def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
+    page = files("facevox.serve").joinpath("page.html").read_bytes()
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "facevox-serve"
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+        def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json(self, status: int, obj: Any) -> None:
+            self._send(status, json.dumps(obj).encode(), "application/json")
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            path = self.path.split("?", 1)[0]
+            if path in ("/", "/index.html"):
+                return self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            if m := re.fullmatch(r"/api/jobs/([0-9a-f]{12})", path):
+                job = runner.jobs.get(m[1])
+                if job is None:
+                    return self._json(HTTPStatus.NOT_FOUND, {"error": f"no job {m[1]}"})
+                return self._json(HTTPStatus.OK, job.public())
+            if (m := re.fullmatch(r"/jobs/([0-9a-f]{12})/([a-z]+\.(?:mp4|json))", path)) and (
+                f := runner.file(m[1], m[2])
+            ):
+                return self._file(f.read_bytes(), _TYPES[f.suffix])
+            return self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {path}"})
+
+        do_HEAD = do_GET  # noqa: N815
+
+        def _file(self, data: bytes, ctype: str) -> None:
+            rng = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", ""))
+            if not rng or not (rng[1] or rng[2]):
+                return self._send(HTTPStatus.OK, data, ctype, {"Accept-Ranges": "bytes"})
+            n = len(data)
+            start, end = (int(rng[1]), int(rng[2] or n - 1)) if rng[1] else (n - int(rng[2]), n - 1)
+            start, end = max(start, 0), min(end, n - 1)
+            if start > end:
+                return self._send(
+                    HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, b"", ctype, {"Content-Range": f"bytes */{n}"}
+                )
+            headers = {"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{n}"}
+            return self._send(HTTPStatus.PARTIAL_CONTENT, data[start : end + 1], ctype, headers)
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path != "/api/jobs":
+                return self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {self.path}"})
+            size = int(self.headers.get("Content-Length") or 0)
+            if size > MAX_UPLOAD_BYTES:
+                return self._json(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    {
+                        "error": f"uploads total {size / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_BYTES >> 20} MiB"
+                    },
+                )
+            try:
+                payload = json.loads(self.rfile.read(size) or b"null")
+                job = runner.submit(payload)
+            except json.JSONDecodeError as e:
+                return self._json(HTTPStatus.BAD_REQUEST, {"error": f"the request body is not JSON ({e})"})
+            except RequestError as e:
+                return self._json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+            return self._json(HTTPStatus.ACCEPTED, job.public())
+
+    return Handler
+
+
+def make_server(runner: JobRunner, host: str = "127.0.0.1", port: int = 7860) -> ThreadingHTTPServer:
+    """An HTTP server over ``runner`` (port 0: any free port; read ``server.server_address``)."""
+    server = ThreadingHTTPServer((host, port), _handler(runner))
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,111 @@
+"""``facevox serve`` JSON API over HTTP: submit uploads, poll progress, fetch the mp4; bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from facevox.io.media import read_av
+
+sys.path.insert(0, str(Path(__file__).parent))
+from curate_fixtures import have_espeak  # noqa: E402
+from pipeline_fixtures import make_inputs  # noqa: E402
+from serve_fixtures import running_server  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
+
+
+def _post(url: str, body: object) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as r:
+        return r.status, r.read(), dict(r.headers)
+
+
+def _upload(path: Path) -> dict[str, str]:
+    return {"filename": path.name, "data": base64.b64encode(path.read_bytes()).decode()}
+
+
+def test_submit_poll_and_fetch_the_clip(tmp_path: Path) -> None:
+    inputs = make_inputs(tmp_path / "inputs")
+    with running_server(tmp_path) as (url, runner):
+        status, page, _ = _get(url + "/")
+        assert status == 200 and b'id="generate"' in page
+        body = {
+            "people": [
+                {
+                    "name": "alice",
+                    "faces": [_upload(inputs["alice.png"])],
+                    "voice": _upload(inputs["alice.wav"]),
+                }
+            ],
+            "script": "[alice] Hello there.",
+            "duration": 0.8,
+            "seed": 1,
+            "steps": 2,
+        }
+        status, job = _post(url + "/api/jobs", body)
+        assert status == 202 and job["state"] in ("queued", "running"), job
+        deadline = time.monotonic() + 120
+        while job["state"] not in ("done", "error") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = json.loads(_get(f"{url}/api/jobs/{job['id']}")[1])
+        assert job["state"] == "done", job
+        assert job["step"] == job["steps"] == 2
+        status, mp4, headers = _get(url + job["video"])
+        assert status == 200 and headers["Content-Type"] == "video/mp4"
+        (tmp_path / "got.mp4").write_bytes(mp4)
+        assert read_av(tmp_path / "got.mp4").video.shape == (9, 32, 48, 3)  # 0.8 s at 10 fps -> 9
+        status, part, headers = _get(url + job["video"], {"Range": "bytes=0-99"})
+        assert status == 206 and part == mp4[:100] and headers["Content-Range"] == f"bytes 0-99/{len(mp4)}"
+        side = json.loads(_get(url + job["sidecar"])[1])
+        assert side["seed"] == 1 and side["people"][0]["name"] == "alice"
+
+        # a face photo without a face: accepted, then the job reports the pipeline's error
+        body["people"][0]["faces"] = [_upload(inputs["noface.png"])]
+        status, job = _post(url + "/api/jobs", body)
+        while job["state"] not in ("done", "error"):
+            time.sleep(0.2)
+            job = json.loads(_get(f"{url}/api/jobs/{job['id']}")[1])
+        assert job["state"] == "error" and "no face" in job["error"]
+
+
+def test_bad_submissions_are_refused_before_anything_is_queued(tmp_path: Path) -> None:
+    inputs = make_inputs(tmp_path / "inputs")
+    alice = {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
+    with running_server(tmp_path) as (url, runner):
+        cases = [
+            ({"people": [alice], "script": "[bob] hi"}, "bob"),
+            ({"people": [alice], "script": "[alice] hi", "duration": 9.0}, "at most 21"),
+            ({"people": [alice], "script": ""}, "write a script"),
+            ({"people": [], "script": "[alice] hi"}, "at least one person"),
+            ({"people": [{**alice, "faces": []}], "script": "[alice] hi"}, "face image"),
+            (
+                {"people": [{**alice, "voice": {"filename": "v.wav", "data": ""}}], "script": "[alice] hi"},
+                "empty",
+            ),
+            ({"people": [alice], "script": "[alice] hi", "steps": 500}, "steps"),
+        ]
+        for body, message in cases:
+            status, reply = _post(url + "/api/jobs", body)
+            assert status == 400 and message in reply["error"], (body.get("script"), reply)
+        req = urllib.request.Request(url + "/api/jobs", data=b"{not json", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 400
+        assert runner.jobs == {}
+        assert not (tmp_path / "work" / "jobs").exists() or not list((tmp_path / "work" / "jobs").iterdir())
