@@ -56,8 +56,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class EncodeConfig:
-    video_codec: str = ""  # WanVideoCodec folder (facevox train-codec video)
-    audio_codec: str = ""  # MelAudioCodec folder (facevox train-codec audio)
+    video_codec: str = ""  # WanVideoCodec folder; "" = the tiny codec shipped in the package
+    audio_codec: str = ""  # MelAudioCodec folder; "" = the shipped tiny codec
     text_encoder: str = "minilm"  # "minilm" (embedded default) or a local T5/umT5 folder
     width: int = 128  # frames are resized to width x height (multiples of 16)
     height: int = 96
@@ -102,19 +102,24 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
     from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
     from facevox.codecs.video import WanVideoCodec
 
-    for kind, folder in (("video", cfg.video_codec), ("audio", cfg.audio_codec)):
-        if not folder:
-            raise EncodeError(f"{kind}_codec=DIR is required (train one with `facevox train-codec {kind}`)")
     text = (
         MiniLMTextEncoder.from_pretrained(max_length=cfg.max_caption_tokens)
         if cfg.text_encoder == "minilm"
         else T5TextEncoder.from_pretrained(cfg.text_encoder, max_length=cfg.max_caption_tokens)
     )
     return Codecs(
-        WanVideoCodec.from_pretrained(cfg.video_codec).eval(),
-        MelAudioCodec.from_pretrained(cfg.audio_codec).eval(),
+        WanVideoCodec.from_pretrained(codec_dir(cfg, "video")).eval(),
+        MelAudioCodec.from_pretrained(codec_dir(cfg, "audio")).eval(),
         text,
     )
+
+
+def codec_dir(cfg: EncodeConfig, kind: str) -> Path:
+    """The configured codec folder, or the tiny one shipped in the package."""
+    from facevox.codecs.shipped import default_codec_dir
+
+    folder = cfg.video_codec if kind == "video" else cfg.audio_codec
+    return Path(folder) if folder else default_codec_dir(kind)
 
 
 def _video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -357,8 +362,8 @@ def encode(
         {
             "format": "facevox.encode/1",
             "config": to_dict(cfg),
-            "video_codec": str(Path(cfg.video_codec).resolve()),
-            "audio_codec": str(Path(cfg.audio_codec).resolve()),
+            "video_codec": str(codec_dir(cfg, "video").resolve()),
+            "audio_codec": str(codec_dir(cfg, "audio").resolve()),
             "text_encoder": cfg.text_encoder,
             "alignment": {
                 "fps": float(records[0]["fps"]) if records else 25.0,
