@@ -31,9 +31,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-references", action="store_true", help="drop faces and voices (the no-reference floor)"
     )
     p.add_argument("--offload", action="store_true", help="keep each component on the CPU until it runs")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the towers' dtype (default: float32)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm.auto import tqdm
 
     from facevox.pipeline import FacevoxPipeline, GenerationRequest, RequestError
@@ -59,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
                 use_voices=not (args.no_references or args.no_voice_references),
             )
         ]
-    pipe = FacevoxPipeline.from_pretrained(args.model, offload=args.offload)
+    pipe = FacevoxPipeline.from_pretrained(
+        args.model, device=args.device, dtype=getattr(torch, args.dtype), offload=args.offload
+    )
     for r in requests:  # everything is checked before the first clip is generated
         pipe.check(r)
     cfg = GenerateConfig(solver=args.solver, steps=args.steps)

@@ -134,6 +134,18 @@ class FacevoxPipeline:
         if not offload:
             for m in (self.model, self.video_codec, self.audio_codec, self.text):
                 m.to(self.device)
+        # a voice reference may not outgrow its slot on the audio axis (audio_ref_slot_gap latent
+        # frames, one kept as margin for the codec's edge frame)
+        per_second = audio_codec.latent_frames(settings.sample_rate)
+        self.voice_seconds = min(settings.voice_seconds, (model.config.audio_ref_slot_gap - 1) / per_second)
+        if self.voice_seconds < settings.voice_seconds:
+            log.warning(
+                "voice references trimmed to %.2f s (pipeline.json says %.2f s; the model's voice slots hold %d "
+                "latent frames)",
+                self.voice_seconds,
+                settings.voice_seconds,
+                model.config.audio_ref_slot_gap,
+            )
 
     @classmethod
     def from_pretrained(
@@ -219,7 +231,7 @@ class FacevoxPipeline:
                     voice_reference(
                         _speech_only(audio, self.settings.sample_rate),
                         self.settings.sample_rate,
-                        self.settings.voice_seconds,
+                        self.voice_seconds,
                     )
                 )
             except ReferenceError as e:
@@ -322,7 +334,8 @@ class FacevoxPipeline:
             k = torch.tensor(keep, device=dev)
             mask = r.mask.expand(G, *r.mask.shape[1:]) & k[:, None, None]
             slots = torch.where(mask.any(-1), r.slot_ids.expand(G, -1), -1)
-            return References(latents=r.latents.expand(G, *r.latents.shape[1:]), mask=mask, slot_ids=slots)
+            latents = r.latents.expand(G, *r.latents.shape[1:]).to(next(self.model.parameters()).dtype)
+            return References(latents=latents, mask=mask, slot_ids=slots)
 
         fref, vref = refs_for(faces, fvar), refs_for(voice_refs, vvar)
         C, T, H, W = self.video_codec.latent_shape(frames, s.height, s.width)

@@ -16,13 +16,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--work", help="folder for uploads and results (default: a new temporary folder)")
     p.add_argument("--offload", action="store_true", help="keep each component on the CPU until it runs")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="the towers' dtype (default: float32)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from facevox.pipeline import FacevoxPipeline
     from facevox.serve import JobRunner, make_server
 
-    pipe = FacevoxPipeline.from_pretrained(args.model, offload=args.offload)
+    pipe = FacevoxPipeline.from_pretrained(
+        args.model, device=args.device, dtype=getattr(torch, args.dtype), offload=args.offload
+    )
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
     server = make_server(JobRunner(pipe, work), args.host, args.port)
     host, port = server.server_address[:2]
