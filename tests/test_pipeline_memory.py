@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -32,27 +33,35 @@ def test_same_seed_gives_identical_frames_and_audio(setup, tmp_path: Path) -> No
     pipe_dir, req = setup
     pipe = FacevoxPipeline.from_pretrained(pipe_dir)
     cfg = GenerateConfig(steps=3)
-    pipe(req, tmp_path / "warm", config=cfg)  # the first libx264 encode of a process may differ in bits
-    a, b = (read_av(pipe(req, tmp_path / d, config=cfg).video_path) for d in ("a", "b"))
-    np.testing.assert_array_equal(a.video, b.video)
+    a, b = (pipe(req, tmp_path / d, config=cfg) for d in ("a", "b"))
+    np.testing.assert_array_equal(a.frames, b.frames)  # what went into the encoders: bit-identical
     np.testing.assert_array_equal(a.audio, b.audio)
-    # and a fresh pipeline from the same folder draws the same sample
-    again = FacevoxPipeline.from_pretrained(pipe_dir)
-    c = read_av(again(req, tmp_path / "c", config=cfg).video_path)
-    np.testing.assert_array_equal(a.video, c.video)
+    # a fresh pipeline from the same folder draws the same sample
+    c = FacevoxPipeline.from_pretrained(pipe_dir)(req, tmp_path / "c", config=cfg)
+    np.testing.assert_array_equal(a.frames, c.frames)
+    # the mp4s: libx264 does not give the same bitstream for the same frames in every encode of a
+    # process (see test_synth_world), so the decoded frames are compared at a PSNR far above its loss
+    va, vb = read_av(a.video_path), read_av(b.video_path)
+    mse = np.mean((va.video.astype(np.float64) - vb.video) ** 2)
+    assert va.video.shape == vb.video.shape and (mse == 0 or 10 * np.log10(255**2 / mse) > 40)
+    np.testing.assert_allclose(va.audio, vb.audio, atol=1e-6)
+    d = FacevoxPipeline.from_pretrained(pipe_dir)(
+        dataclasses.replace(req, seed=6), tmp_path / "d", config=cfg
+    )
+    assert np.abs(d.frames.astype(int) - a.frames).mean() > 1.0  # another seed: another sample
 
 
 def test_offload_and_bf16(setup, tmp_path: Path) -> None:
     pipe_dir, req = setup
     cfg = GenerateConfig(steps=2, solver="euler")
-    ref = read_av(FacevoxPipeline.from_pretrained(pipe_dir)(req, tmp_path / "f32", config=cfg).video_path)
+    ref = FacevoxPipeline.from_pretrained(pipe_dir)(req, tmp_path / "f32", config=cfg)
     off = FacevoxPipeline.from_pretrained(pipe_dir, offload=True)
-    got = read_av(off(req, tmp_path / "off", config=cfg).video_path)
-    assert np.abs(got.video.astype(int) - ref.video).mean() < 1.0  # same computation, other placement
+    got = off(req, tmp_path / "off", config=cfg)
+    np.testing.assert_array_equal(got.frames, ref.frames)  # same computation, other placement
     assert all(p.device.type == "cpu" for p in off.model.parameters())
     bf16 = FacevoxPipeline.from_pretrained(pipe_dir, dtype=torch.bfloat16)
     assert next(bf16.model.parameters()).dtype == torch.bfloat16
-    low = read_av(bf16(req, tmp_path / "bf16", config=cfg).video_path)
-    assert low.video.shape == ref.video.shape
+    low = bf16(req, tmp_path / "bf16", config=cfg)
+    assert low.frames.shape == ref.frames.shape and read_av(low.video_path).video.shape == ref.frames.shape
     # bf16 rounding moves the sample a little, not to another one
-    assert 0 < np.abs(low.video.astype(int) - ref.video).mean() < 8.0
+    assert 0 < np.abs(low.frames.astype(int) - ref.frames).mean() < 8.0

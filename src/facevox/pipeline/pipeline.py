@@ -83,6 +83,8 @@ class GenerationResult:
     video_path: Path
     sidecar_path: Path
     sidecar: dict[str, Any]
+    frames: np.ndarray  # (F, H, W, 3) uint8, as handed to the H.264 encoder
+    audio: np.ndarray  # (S,) float32 in [-1, 1], as handed to the AAC encoder
 
 
 def _frames_for(duration: float, s: PipelineSettings) -> int:
@@ -447,7 +449,9 @@ class FacevoxPipeline:
         }
         side = out / f"{req.name}.json"
         atomic_write_json(side, sidecar)
-        return GenerationResult(video_path=mp4, sidecar_path=side, sidecar=sidecar)
+        return GenerationResult(
+            video_path=mp4, sidecar_path=side, sidecar=sidecar, frames=frames_u8, audio=wav
+        )
 
 
 def _take(r: References, sel: Tensor) -> References:
