@@ -23,8 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="clip", help="output name for a single request")
     p.add_argument("--duration", type=float, default=1.0, help="seconds (default 1.0)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=16)
-    p.add_argument("--solver", choices=["unipc", "euler"], default="unipc")
+    p.add_argument("--steps", type=int, help="solver steps (default 16)")
+    p.add_argument("--solver", choices=["unipc", "euler"], help="default unipc")
+    p.add_argument(
+        "--recipe", help="YAML with GenerateConfig fields (solver, steps, shift, video.*, audio.*)"
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="GenerateConfig overrides, e.g. video.faces=2.0 audio.voices=2.5 shift=5",
+    )
     p.add_argument("--no-face-references", action="store_true", help="drop the faces (a baseline)")
     p.add_argument("--no-voice-references", action="store_true", help="drop the voices (a baseline)")
     p.add_argument(
@@ -44,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from facevox.config import load
     from facevox.pipeline import FacevoxPipeline, GenerationRequest, RequestError
     from facevox.pipeline.pipeline import GenerateConfig
     from facevox.pipeline.request import parse_person, read_requests
 
+    cfg = load(GenerateConfig, args.recipe, args.overrides, solver=args.solver, steps=args.steps)
     if args.requests:
         requests = read_requests(args.requests)
     else:
@@ -72,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for r in requests:  # everything is checked before the first clip is generated
         pipe.check(r)
-    cfg = GenerateConfig(solver=args.solver, steps=args.steps)
     for r in requests:
         bar = tqdm(total=cfg.steps, desc=f"generate {r.name}", unit="step")
         res = pipe(r, args.out, config=cfg, callback=lambda i, n, bar=bar: bar.update(1))

@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from facevox.config import ConfigError
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.diffusion.guidance import Guidance, GuidanceScales, combine
 from facevox.diffusion.path import resolution_shift
@@ -68,14 +69,36 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VideoGuidanceScales(GuidanceScales):
+    """The video stream's defaults (a class of their own so that ``video.faces=2`` keeps the rest)."""
+
+    text: float = 2.0
+    faces: float = 1.5
+    voices: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AudioGuidanceScales(GuidanceScales):
+    text: float = 2.0
+    faces: float = 1.0
+    voices: float = 1.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class GenerateConfig:
     solver: str = "unipc"  # unipc | euler
     steps: int = 16
     shift: float = 0.0  # 0 = the pipeline's default
-    video: GuidanceScales = field(default_factory=lambda: GuidanceScales(text=2.0, faces=1.5, voices=1.0))
-    audio: GuidanceScales = field(default_factory=lambda: GuidanceScales(text=2.0, faces=1.0, voices=1.5))
+    video: VideoGuidanceScales = field(default_factory=VideoGuidanceScales)
+    audio: AudioGuidanceScales = field(default_factory=AudioGuidanceScales)
     use_cache: bool = True  # reuse reference keys/values across steps (False: recompute each step)
     batch_guidance: bool = True  # one forward for all guidance variants (False: one per variant)
+
+    def __post_init__(self) -> None:
+        if self.solver not in ("unipc", "euler"):
+            raise ConfigError(f"solver must be unipc or euler, got {self.solver!r}")
+        if self.steps < 1 or self.shift < 0:
+            raise ConfigError(f"steps must be >= 1 and shift >= 0, got {self.steps}, {self.shift}")
 
 
 @dataclass(frozen=True)
