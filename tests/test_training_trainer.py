@@ -41,6 +41,7 @@ def _cfg(data: Path, out: Path, strategy: str, init: str = "", **kw) -> TrainCon
         checkpoint_every=20,
         warmup=2,
         lr=3e-3,
+        threads=1,
     )
     return TrainConfig(**{**base, **kw})
 

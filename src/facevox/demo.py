@@ -1,69 +1,282 @@
-"""``facevox demo OUT_DIR``: the main job on the embedded default, end to end on one machine.
+"""``facevox demo OUT_DIR``: the whole system end to end on the embedded default, on one machine.
 
-Runs every stage that facevox has so far, each reading the previous stage's files:
+Each step reads the previous step's files and resumes if its outputs exist:
 
-1. ``synth``: a small synthetic talking world (people, clips, ground truth).
-2. ``bars``: the recogniser bars on that world (face detection, face and voice identity).
-
-Later stages (curate, encode, train, generate, eval) join this list as they land.
+1. ``synth``: a small synthetic talking world (people split by identity).
+2. ``curate``: curation of the *train-split* clips only (held-out people stay unseen).
+3. ``encode``: latent shards with the tiny codecs shipped in the package.
+4. ``train``: base pre-training, then stages 1, 2 and 3 of the ``tiny`` model, each from the last.
+5. ``benchmark``: requests + real clips for held-out people (single and multi-person).
+6. ``generate``: the benchmark with references, and without (the no-reference floor).
+7. ``eval``: generated vs floor vs real held-out clips (the ceiling).
+8. ``report``: ``report.html`` (videos, loss curves, metrics) and ``report.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import html
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
+from facevox.curate.config import CurateConfig, ReferenceConfig
+from facevox.data.encode import EncodeConfig
 from facevox.synth.config import SynthConfig
+from facevox.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+
+def _stage(strategy: str, steps: int, lr: float) -> TrainConfig:
+    return TrainConfig(
+        strategy=strategy,
+        size="tiny",
+        steps=steps,
+        batch_size=4,
+        lr=lr,
+        warmup=10,
+        eval_every=max(1, steps // 3),
+        checkpoint_every=max(1, steps // 3),
+        log_every=5,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DemoConfig:
     world: SynthConfig = field(
-        default_factory=lambda: SynthConfig(num_people=16, heldout_people=4, num_clips=24, max_duration=5.0)
+        default_factory=lambda: SynthConfig(num_people=16, heldout_people=4, num_clips=40, max_duration=5.0)
     )
-    bar_voices: int = 50  # voices in the resemblyzer verification bar
-    bar_faces: int = 50  # fresh identities in the dlib verification bar
+    curate: CurateConfig = field(
+        default_factory=lambda: CurateConfig(references=ReferenceConfig(same_person_distance=0.3))
+    )
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    base: TrainConfig = field(default_factory=lambda: _stage("base", 150, 1e-3))
+    stage1: TrainConfig = field(default_factory=lambda: _stage("stage1", 40, 5e-4))
+    stage2: TrainConfig = field(default_factory=lambda: _stage("stage2", 40, 5e-4))
+    stage3: TrainConfig = field(default_factory=lambda: _stage("stage3", 40, 3e-4))
+    benchmark_clips: int = 6  # held-out clips to generate (alternating single / multi-person)
+    benchmark_duration: float = 2.0  # seconds per generated clip
+    generate_steps: int = 12
+    eval_asr: bool = True
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", help="demo folder (created, or resumed)")
     p.add_argument("--recipe", help="YAML with DemoConfig fields")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. world.num_clips=40")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. base.steps=300 world.num_clips=60")
+
+
+def _link_train_clips(world: Path, dest: Path) -> int:
+    """Symlink the world's train-split videos into ``dest`` (curation never sees held-out people)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for gt in sorted((world / "ground_truth" / "clips").glob("*.json")):
+        if json.loads(gt.read_text())["split"] != "train":
+            continue
+        link = dest / f"{gt.stem}.mp4"
+        if not link.exists():
+            link.symlink_to((world / "videos" / f"{gt.stem}.mp4").resolve())
+        n += 1
+    return n
+
+
+def _generate(release: Path, requests: Path, out: Path, steps: int, *, references: bool) -> dict[str, Any]:
+    from facevox.pipeline import FacevoxPipeline
+    from facevox.pipeline.pipeline import GenerateConfig
+    from facevox.pipeline.request import read_requests
+
+    pipe = FacevoxPipeline.from_pretrained(release)
+    reqs = [
+        dataclasses.replace(r, use_faces=references, use_voices=references) for r in read_requests(requests)
+    ]
+    times = []
+    for r in reqs:
+        pipe.check(r)
+    for r in tqdm(reqs, desc="generate" + ("" if references else " (no references)"), unit="clip"):
+        if (out / f"{r.name}.json").is_file():
+            continue
+        res = pipe(r, out, config=GenerateConfig(steps=steps))
+        times.append(res.sidecar["timings"]["total_s"])
+    return {
+        "clips": len(reqs),
+        "made": len(times),
+        "seconds_per_clip": sum(times) / len(times) if times else None,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     from facevox.config import load, write_resolved
+    from facevox.curate.pipeline import curate
+    from facevox.data.encode import encode
+    from facevox.evaluation.benchmark import build_benchmark
+    from facevox.evaluation.metrics import EvalConfig
+    from facevox.evaluation.suite import evaluate
     from facevox.io.atomic import atomic_write_json
-    from facevox.synth.bars import face_detection_recall, fresh_face_eer
-    from facevox.synth.voice_bar import voice_verification_eer
     from facevox.synth.world import generate_world
+    from facevox.training.trainer import train
 
     cfg = load(DemoConfig, args.recipe, args.overrides)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
-    world = out / "world"
-    report: dict[str, object] = {}
-    steps = [
+    world, curated, shards, bench = out / "world", out / "curated", out / "shards", out / "benchmark"
+    runs = {s: out / "train" / s for s in ("base", "stage1", "stage2", "stage3")}
+    report: dict[str, Any] = {"steps": {}}
+
+    def train_stage(name: str, prev: str) -> dict[str, Any]:
+        tc = dataclasses.replace(getattr(cfg, name), data=str(shards), out=str(runs[name]), init=prev)
+        return train(tc)
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
         ("synth", lambda: generate_world(cfg.world, world)),
-        ("face detection bar", lambda: face_detection_recall(world)),
-        ("face identity bar", lambda: fresh_face_eer(num_identities=cfg.bar_faces, cfg=cfg.world)),
-        ("voice identity bar", lambda: voice_verification_eer(num_voices=cfg.bar_voices)),
+        (
+            "curate",
+            lambda: (
+                _link_train_clips(world, out / "train_videos"),
+                curate(
+                    dataclasses.replace(cfg.curate, input_dir=str(out / "train_videos"), out_dir=str(curated))
+                ),
+            )[1],
+        ),
+        ("encode", lambda: encode(cfg.encode, curated, shards)),
+        ("train base", lambda: train_stage("base", "")),
+        ("train stage1", lambda: train_stage("stage1", str(runs["base"]))),
+        ("train stage2", lambda: train_stage("stage2", str(runs["stage1"]))),
+        ("train stage3", lambda: train_stage("stage3", str(runs["stage2"]))),
+        (
+            "benchmark",
+            lambda: build_benchmark(
+                world, bench, duration=cfg.benchmark_duration, max_clips=cfg.benchmark_clips
+            ),
+        ),
+        (
+            "generate",
+            lambda: _generate(
+                runs["stage3"] / "release",
+                bench / "requests.jsonl",
+                out / "generated",
+                cfg.generate_steps,
+                references=True,
+            ),
+        ),
+        (
+            "generate floor",
+            lambda: _generate(
+                runs["stage3"] / "release",
+                bench / "requests.jsonl",
+                out / "floor",
+                cfg.generate_steps,
+                references=False,
+            ),
+        ),
+        (
+            "eval",
+            lambda: _summary(
+                evaluate(
+                    out / "generated",
+                    out / "eval",
+                    floor=out / "floor",
+                    ceiling=bench / "real",
+                    cfg=EvalConfig(asr=cfg.eval_asr),
+                )
+            ),
+        ),
     ]
     t0 = time.perf_counter()
     for name, step in tqdm(steps, desc="demo", unit="step"):
         t = time.perf_counter()
-        report[name] = step()
-        log.info("%s done in %.1f s", name, time.perf_counter() - t)
+        result = step()
+        report["steps"][name] = {"seconds": round(time.perf_counter() - t, 1), "result": _jsonable(result)}
+        log.info("demo: %s done in %.1f s", name, time.perf_counter() - t)
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
+    from facevox.training.metrics import plot_losses
+
+    plot_losses({k: v for k, v in runs.items()}, out / "loss_curves.png")
     atomic_write_json(out / "report.json", report)
-    log.info("demo report: %s\n%s", out / "report.json", json.dumps(report, indent=1, default=str))
+    from facevox.io.atomic import atomic_write_text
+
+    atomic_write_text(out / "report.html", _html(out, report))
+    log.info("demo report: %s (%.0f s)", out / "report.html", report["total_seconds"])
     return 0
+
+
+def _summary(res: dict[str, Any]) -> dict[str, Any]:
+    agg = {k: v["aggregate"] for k, v in res["sets"].items()}
+    g, f = agg["generated"], agg.get("floor", {})
+    margins = {
+        m: (g[m] - f[m]) if g.get(m) is not None and f.get(m) is not None else None
+        for m in ("face_sim", "face_same_rate", "voice_sim", "sync_conf")
+    }
+    return {
+        "aggregate": agg,
+        "margin_over_floor": margins,
+        "floor_to_ceiling": res.get("floor_to_ceiling"),
+        "frechet": res.get("frechet"),
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except TypeError:
+        return str(x)
+
+
+def _html(out: Path, report: dict[str, Any]) -> str:
+    ev = report["steps"].get("eval", {}).get("result", {})
+    agg = ev.get("aggregate", {})
+    margins = ev.get("margin_over_floor", {})
+    rows = "".join(
+        f"<tr><td>{html.escape(m)}</td>"
+        + "".join(f"<td>{_f(agg.get(s, {}).get(m))}</td>" for s in ("generated", "floor", "ceiling"))
+        + f"<td>{_f(margins.get(m))}</td></tr>"
+        for m in (
+            "face_sim",
+            "face_same_rate",
+            "voice_sim",
+            "sync_conf",
+            "sync_dist",
+            "attribution_acc",
+            "wer",
+        )
+    )
+    steps = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v['seconds']}</td></tr>" for k, v in report["steps"].items()
+    )
+    vids = ""
+    for mp4 in sorted((out / "generated").glob("*.mp4")):
+        cells = "".join(
+            f"<td><video src='{d}/{mp4.name}' controls width='240'></video><br>{lab}</td>"
+            for d, lab in (("generated", "generated"), ("floor", "no references"), ("benchmark/real", "real"))
+            if (out / d / mp4.name).is_file()
+        )
+        vids += f"<tr><td>{html.escape(mp4.stem)}</td>{cells}</tr>"
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>facevox demo</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
+</head><body><h1>facevox demo</h1><p>Total {report["total_seconds"]} s. Held-out people only; a tiny model trained for
+minutes on a CPU. Margins are generated minus the no-reference floor (same requests, same seeds).</p>
+<table><tr><th>metric</th><th>generated</th><th>floor</th><th>real (ceiling)</th><th>margin over floor</th></tr>{rows}</table>
+<p><a href="eval/report.html">full evaluation report</a></p><img src="loss_curves.png" alt="loss curves">
+<h2>Clips</h2><table>{vids}</table><h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>{steps}</table>
+</body></html>"""
+
+
+def _f(v: Any) -> str:
+    return (
+        "–"
+        if v is None
+        else f"{v:+.3f}"
+        if isinstance(v, float) and v < 0
+        else f"{v:.3f}"
+        if isinstance(v, float)
+        else str(v)
+    )
