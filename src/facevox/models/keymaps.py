@@ -20,6 +20,12 @@ huggingface/diffusers ``transformer_wan.py``, character-ai/Ovi ``ovi/modules/{mo
 - ``wan-diffusers``: diffusers ``WanTransformer3DModel`` -> the video tower;
 - ``ovi``: Ovi's ``FusionModel`` (``video_model.*``, ``audio_model.*`` with ``k_fusion`` /
   ``v_fusion`` / ``norm_k_fusion`` / ``pre_attn_norm_fusion`` in each cross-attention) -> both towers.
+- ``iap``: the Identity-as-Presence release (WeChatCV/Identity-as-Presence): Ovi's layout plus, in
+  each video block, the reference copy ``self_attn_prime`` / ``ffn_prime`` / ``modulation_prime``
+  -> ``blocks.N.video.ref.*`` (``ref_params="copy"``; the audio tower shares, ``"shared"``). Its
+  ``norm3_prime`` belongs to the disabled reference cross-attention and is ignored; the release has no
+  identity embedding, so ``identity.table`` stays fresh (:func:`facevox.release.load_release` zeroes
+  it, which reproduces the release's function exactly).
 """
 
 from __future__ import annotations
@@ -110,6 +116,18 @@ _DIFFUSERS_WAN_RULES: tuple[tuple[str, str], ...] = (
     (r"scale_shift_table", r"video_head.modulation"),
 )
 
+# The release's reference copies in the video tower (``ref_params="copy"``).
+_IAP_PRIME: tuple[tuple[str, str], ...] = (
+    (r"{s}" + B + r"\.self_attn_prime\.(q|k|v|o)\.(weight|bias)", r"blocks.\1.{t}.ref.self_attn.\2.\3"),
+    (
+        r"{s}" + B + r"\.self_attn_prime\.norm_(q|k)\.weight",
+        r"blocks.\1.{t}.ref.self_attn.norm_\2.weight",
+    ),
+    (r"{s}" + B + r"\.ffn_prime\.0\.(weight|bias)", r"blocks.\1.{t}.ref.ffn.fc1.\2"),
+    (r"{s}" + B + r"\.ffn_prime\.2\.(weight|bias)", r"blocks.\1.{t}.ref.ffn.fc2.\2"),
+    (r"{s}" + B + r"\.modulation_prime(?:\.modulation)?", r"blocks.\1.{t}.ref.modulation"),
+)
+
 # Model keys a pretrained backbone never holds.
 _ALWAYS_FRESH: tuple[str, ...] = (
     r"identity\..*",
@@ -154,6 +172,13 @@ KEYMAPS: dict[str, KeyMap] = {
         ignore=(r"(video|audio)_model\.freqs",),
         clone=_REF_COPY_CLONES,
         fresh=_ALWAYS_FRESH,
+    ),
+    "iap": KeyMap(
+        name="iap",
+        rules=_tower(_WAN_TOWER_RULES + _WAN_VIDEO_EMBED + _OVI_BRIDGE + _IAP_PRIME, "video_model.", "video")
+        + _tower(_WAN_TOWER_RULES + _OVI_AUDIO_EMBED + _OVI_BRIDGE, "audio_model.", "audio"),
+        ignore=(r"(video|audio)_model\.freqs", r"video_model\.blocks\.\d+\.norm3_prime\.(weight|bias)"),
+        fresh=(r"identity\..*",),
     ),
 }
 

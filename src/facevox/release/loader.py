@@ -1,0 +1,196 @@
+"""Turn a folder laid out like the release's ``ckpts/`` into facevox components, lazily and strictly.
+
+The transformer is built on the meta device and filled tensor by tensor from its safetensors files
+(``safe_open``), renamed through the declarative ``iap`` key map and loaded with
+``load_state_dict(strict=True, assign=True)``: the 15B-parameter model is never materialised twice,
+and the peak is one copy in the requested dtype (bf16: about 31 GB).
+
+Accepted folder (``DIR``; every part found by content, not by a fixed file name):
+
+- the release transformer: ``*.safetensors`` files anywhere under ``DIR`` whose keys are the release
+  layout (``video_model.blocks.0.self_attn_prime.q.weight`` ...), possibly sharded;
+- the Wan2.2-TI2V-5B video VAE in diffusers layout (a folder whose ``config.json`` has
+  ``"z_dim": 48``, e.g. ``Wan2.2-TI2V-5B-Diffusers/vae``); the original ``Wan2.2_VAE.pth`` is a
+  pickle and is not read;
+- the umT5-XXL encoder in transformers layout (``config.json`` with ``"model_type": "umt5"``,
+  safetensors, tokenizer next to it or in ``../tokenizer``);
+- MMAudio's 16 kHz VAE + vocoder: not implemented in facevox yet; :func:`load_release` says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from facevox.models import DualTowerConfig, DualTowerDiT, get_config
+from facevox.models.keymaps import KEYMAPS, convert_state_dict
+
+logger = logging.getLogger(__name__)
+
+MARKER_KEY = "video_model.blocks.0.self_attn_prime.q.weight"
+
+# pipeline.json values of the release (Ovi 1.1 960x960_5s + IAP inference settings,
+# ../shared/docs/paper-detail.md sections 2.5 and 5): 121 frames at 24 fps (31 latent frames), 16 kHz
+# audio (157 latent frames), 960x960, UniPC shift 5, voice references up to 6 s.
+RELEASE_SETTINGS: dict[str, Any] = {
+    "format": "facevox.pipeline/1",
+    "fps": 24.0,
+    "sample_rate": 16000,
+    "height": 960,
+    "width": 960,
+    "num_frames": 121,
+    "max_frames": 121,
+    "face_size": 512,
+    "voice_seconds": 6.0,
+    "max_caption_tokens": 512,
+    "shift": 5.0,
+    "trained_with": {"release": "WeChatCV/Identity-as-Presence (single-subject weights)"},
+}
+
+
+class ReleaseError(ValueError):
+    """The folder is not a usable release layout (raised before any heavy work)."""
+
+
+@dataclass(frozen=True)
+class ReleaseParts:
+    """What :func:`find_parts` located under a release folder."""
+
+    transformer: tuple[Path, ...]
+    video_vae: Path | None
+    text_encoder: Path | None
+    mmaudio: tuple[Path, ...]
+
+
+def _keys(path: Path) -> list[str]:
+    with safe_open(str(path), framework="pt") as fh:
+        return list(fh.keys())
+
+
+def _config_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def find_parts(folder: str | Path) -> ReleaseParts:
+    """Locate the release's components under ``folder`` by content; ReleaseError if it is no release."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ReleaseError(f"{root} is not a folder")
+    transformer = []
+    for path in sorted(root.rglob("*.safetensors")):
+        keys = _keys(path)
+        if any(k.startswith("video_model.") or k.startswith("audio_model.") for k in keys):
+            transformer.append(path)
+    if not any(MARKER_KEY in _keys(p) for p in transformer):
+        raise ReleaseError(
+            f"{root}: no safetensors file holds the release transformer (looked for {MARKER_KEY!r}); "
+            "an Ovi checkpoint without the *_prime copies loads with layout 'ovi' instead"
+        )
+    video_vae = text = None
+    for cfg in sorted(root.rglob("config.json")):
+        d = _config_json(cfg)
+        if d.get("z_dim") == 48 and video_vae is None:
+            video_vae = cfg.parent
+        if d.get("model_type") == "umt5" and text is None:
+            text = cfg.parent
+    mmaudio = tuple(sorted(p for p in root.rglob("*") if p.is_file() and "mmaudio" in str(p).lower()))
+    return ReleaseParts(tuple(transformer), video_vae, text, mmaudio)
+
+
+def release_config(base: DualTowerConfig | None = None) -> DualTowerConfig:
+    """``iap-5b`` (or ``base`` at another width, for tests) as the release runs it."""
+    return base or get_config("iap-5b")
+
+
+def check_layout(
+    shapes: dict[str, tuple[int, ...]], config: DualTowerConfig, layout: str = "iap"
+) -> tuple[list[str], list[str]]:
+    """Map a checkpoint's key -> shape table onto ``config`` built on the meta device, strictly.
+
+    Returns (mapped model keys, fresh model keys); ValueError on any unmatched, missing, duplicate
+    or mis-shaped key (the key map's rules). Nothing is materialised.
+    """
+    with torch.device("meta"):
+        model = DualTowerDiT(config)
+    target = {k: v.shape for k, v in model.state_dict().items()}
+    source = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
+    mapped, fresh = convert_state_dict(source, KEYMAPS[layout], target)
+    return sorted(mapped), fresh
+
+
+def load_release_model(
+    folder: str | Path,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    device: str | torch.device = "cpu",
+    config: DualTowerConfig | None = None,
+) -> DualTowerDiT:
+    """The release transformer as a facevox ``DualTowerDiT`` (``iap-5b``), strictly, tensor by tensor.
+
+    ``identity.table`` (absent in the single-subject release) is set to zeros, which leaves the
+    release's function unchanged. ``config`` overrides the size (tests use a reduced width).
+    """
+    parts = find_parts(folder)
+    cfg = release_config(config)
+    shapes: dict[str, tuple[int, ...]] = {}
+    owner: dict[str, Path] = {}
+    for path in parts.transformer:
+        with safe_open(str(path), framework="pt") as fh:
+            for k in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
+                if k in owner:
+                    raise ReleaseError(f"{k!r} appears in both {owner[k]} and {path}")
+                shapes[k], owner[k] = tuple(fh.get_slice(k).get_shape()), path
+    try:
+        _, fresh = check_layout(shapes, cfg)  # names and shapes first: fail before reading weights
+    except ValueError as err:
+        raise ReleaseError(f"{folder}: {err}") from err
+    if set(fresh) != {"identity.table"}:
+        raise ReleaseError(f"{folder}: unexpected keys left without a source: {fresh[:5]}")
+    with torch.device("meta"):
+        model = DualTowerDiT(cfg)
+    target = {k: v.shape for k, v in model.state_dict().items()}
+    state: dict[str, torch.Tensor] = {}
+    for path in parts.transformer:
+        with safe_open(str(path), framework="pt", device=str(device)) as fh:
+            tensors = {k: fh.get_tensor(k).to(dtype) for k in fh.keys()}  # noqa: SIM118
+        mapped, _ = convert_state_dict(tensors, dataclasses.replace(KEYMAPS["iap"], fresh=(r".*",)), target)
+        state |= mapped
+        del tensors
+    state["identity.table"] = torch.zeros(target["identity.table"], dtype=dtype, device=device)
+    model.load_state_dict(state, strict=True, assign=True)
+    logger.info("release transformer: %d tensors from %d files", len(state) - 1, len(parts.transformer))
+    return model.eval()
+
+
+def load_release(
+    folder: str | Path,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    device: str | torch.device = "cpu",
+) -> tuple[DualTowerDiT, Any, Any, Any, dict[str, Any]]:
+    """(model, video_codec, audio_codec, text_encoder, pipeline settings) from a release folder.
+
+    Checks every part's presence before reading any weights. The audio side needs MMAudio's 16 kHz
+    VAE and vocoder, which facevox does not implement yet: ReleaseError says so (before loading
+    anything) rather than returning a half pipeline. Use :func:`load_release_model` for the towers.
+    """
+    parts = find_parts(folder)
+    if parts.video_vae is None:
+        raise ReleaseError(f"{folder}: no Wan2.2 VAE in diffusers layout (config.json with z_dim 48)")
+    if parts.text_encoder is None:
+        raise ReleaseError(f"{folder}: no umT5 encoder in transformers layout (config.json, model_type umt5)")
+    raise ReleaseError(
+        f"{folder}: the release's audio codec (MMAudio 16 kHz VAE + vocoder"
+        f"{', found ' + str(len(parts.mmaudio)) + ' files' if parts.mmaudio else ''}) is not implemented "
+        "in facevox yet; load_release_model() loads the towers"
+    )
