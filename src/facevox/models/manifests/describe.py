@@ -22,6 +22,7 @@ Run ``python -m facevox.models.manifests.describe`` to rewrite the JSON files.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from facevox.io.atomic import atomic_write_json
@@ -29,71 +30,88 @@ from facevox.models.manifests import MANIFEST_FORMAT
 
 logger = logging.getLogger(__name__)
 
-DIM, HEADS, FFN, DEPTH = 3072, 24, 14336, 30
-TEXT, FREQ = 4096, 256
-VIDEO_CH, AUDIO_CH = 48, 20
-AUDIO_KERNEL = 7
-AUDIO_HIDDEN = 256 * ((int(2 * 4 * DIM / 3) + 255) // 256)  # Ovi ConvMLP(dim, 4 * dim), multiple_of 256
-
 Shapes = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Architecture sizes of an Ovi-family checkpoint (defaults: the released 960x960_5s model)."""
+
+    dim: int = 3072
+    ffn: int = 14336
+    depth: int = 30
+    text: int = 4096  # umT5-XXL
+    freq: int = 256
+    video_channels: int = 48  # Wan2.2 VAE
+    audio_channels: int = 20  # MMAudio 16 kHz VAE
+    audio_kernel: int = 7
+    multiple_of: int = 256  # hidden rounding of the audio ConvMLP(dim, 4 * dim)
+
+    @property
+    def audio_hidden(self) -> int:
+        m = self.multiple_of
+        return m * ((int(2 * 4 * self.dim / 3) + m - 1) // m)
 
 
 def _linear(name: str, out_dim: int, in_dim: int) -> Shapes:
     return {f"{name}.weight": (out_dim, in_dim), f"{name}.bias": (out_dim,)}
 
 
-def _attention(prefix: str) -> Shapes:
+def _attention(prefix: str, d: Dims) -> Shapes:
     s: Shapes = {}
     for p in "qkvo":
-        s |= _linear(f"{prefix}.{p}", DIM, DIM)
-    return s | {f"{prefix}.norm_q.weight": (DIM,), f"{prefix}.norm_k.weight": (DIM,)}
+        s |= _linear(f"{prefix}.{p}", d.dim, d.dim)
+    return s | {f"{prefix}.norm_q.weight": (d.dim,), f"{prefix}.norm_k.weight": (d.dim,)}
 
 
-def _ffn(prefix: str) -> Shapes:
-    return _linear(f"{prefix}.0", FFN, DIM) | _linear(f"{prefix}.2", DIM, FFN)
+def _ffn(prefix: str, d: Dims) -> Shapes:
+    return _linear(f"{prefix}.0", d.ffn, d.dim) | _linear(f"{prefix}.2", d.dim, d.ffn)
 
 
-def ovi_tower(prefix: str, *, audio: bool, prime: bool) -> Shapes:
+def ovi_tower(prefix: str, *, audio: bool, prime: bool, d: Dims = Dims()) -> Shapes:  # noqa: B008
     """One Ovi tower (``video_model.`` / ``audio_model.``); ``prime`` adds the release's copies."""
+    dim, text, freq, audio_ch, video_ch = d.dim, d.text, d.freq, d.audio_channels, d.video_channels
+    kernel, hidden = d.audio_kernel, d.audio_hidden
     s: Shapes = {}
     if audio:
-        s |= {"patch_embedding.0.weight": (DIM, AUDIO_CH, AUDIO_KERNEL), "patch_embedding.0.bias": (DIM,)}
+        s |= {"patch_embedding.0.weight": (dim, audio_ch, kernel), "patch_embedding.0.bias": (dim,)}
         s |= {
-            "patch_embedding.2.w1.weight": (AUDIO_HIDDEN, DIM, AUDIO_KERNEL),
-            "patch_embedding.2.w2.weight": (DIM, AUDIO_HIDDEN, AUDIO_KERNEL),
-            "patch_embedding.2.w3.weight": (AUDIO_HIDDEN, DIM, AUDIO_KERNEL),
+            "patch_embedding.2.w1.weight": (hidden, dim, kernel),
+            "patch_embedding.2.w2.weight": (dim, hidden, kernel),
+            "patch_embedding.2.w3.weight": (hidden, dim, kernel),
         }
-        out = AUDIO_CH
+        out = audio_ch
     else:
-        s |= {"patch_embedding.weight": (DIM, VIDEO_CH, 1, 2, 2), "patch_embedding.bias": (DIM,)}
-        out = VIDEO_CH * 4
-    s |= _linear("text_embedding.0", DIM, TEXT) | _linear("text_embedding.2", DIM, DIM)
-    s |= _linear("time_embedding.0", DIM, FREQ) | _linear("time_embedding.2", DIM, DIM)
-    s |= _linear("time_projection.1", 6 * DIM, DIM)
-    for i in range(DEPTH):
+        s |= {"patch_embedding.weight": (dim, video_ch, 1, 2, 2), "patch_embedding.bias": (dim,)}
+        out = video_ch * 4
+    s |= _linear("text_embedding.0", dim, text) | _linear("text_embedding.2", dim, dim)
+    s |= _linear("time_embedding.0", dim, freq) | _linear("time_embedding.2", dim, dim)
+    s |= _linear("time_projection.1", 6 * dim, dim)
+    for i in range(d.depth):
         b = f"blocks.{i}"
-        s |= _attention(f"{b}.self_attn") | _attention(f"{b}.cross_attn")
-        s |= {f"{b}.norm3.weight": (DIM,), f"{b}.norm3.bias": (DIM,)}
-        s |= _ffn(f"{b}.ffn") | {f"{b}.modulation.modulation": (1, 6, DIM)}
+        s |= _attention(f"{b}.self_attn", d) | _attention(f"{b}.cross_attn", d)
+        s |= {f"{b}.norm3.weight": (dim,), f"{b}.norm3.bias": (dim,)}
+        s |= _ffn(f"{b}.ffn", d) | {f"{b}.modulation.modulation": (1, 6, dim)}
         c = f"{b}.cross_attn"
-        s |= _linear(f"{c}.k_fusion", DIM, DIM) | _linear(f"{c}.v_fusion", DIM, DIM)
-        s |= {f"{c}.pre_attn_norm_fusion.weight": (DIM,), f"{c}.pre_attn_norm_fusion.bias": (DIM,)}
-        s |= {f"{c}.norm_k_fusion.weight": (DIM,)}
+        s |= _linear(f"{c}.k_fusion", dim, dim) | _linear(f"{c}.v_fusion", dim, dim)
+        s |= {f"{c}.pre_attn_norm_fusion.weight": (dim,), f"{c}.pre_attn_norm_fusion.bias": (dim,)}
+        s |= {f"{c}.norm_k_fusion.weight": (dim,)}
         if prime:
-            s |= _attention(f"{b}.self_attn_prime") | _ffn(f"{b}.ffn_prime")
-            s |= {f"{b}.modulation_prime.modulation": (1, 6, DIM)}
-            s |= {f"{b}.norm3_prime.weight": (DIM,), f"{b}.norm3_prime.bias": (DIM,)}
-    s |= _linear("head.head", out, DIM) | {"head.modulation": (1, 2, DIM)}
+            s |= _attention(f"{b}.self_attn_prime", d) | _ffn(f"{b}.ffn_prime", d)
+            s |= {f"{b}.modulation_prime.modulation": (1, 6, dim)}
+            s |= {f"{b}.norm3_prime.weight": (dim,), f"{b}.norm3_prime.bias": (dim,)}
+    s |= _linear("head.head", out, dim) | {"head.modulation": (1, 2, dim)}
     return {prefix + k: v for k, v in s.items()}
 
 
-def describe(name: str) -> Shapes:
-    """The key -> shape table of checkpoint ``name`` ("ovi" or "iap")."""
+def describe(name: str, dims: Dims | None = None) -> Shapes:
+    """The key -> shape table of checkpoint ``name`` ("ovi" or "iap"); ``dims`` for reduced widths."""
     if name not in ("ovi", "iap"):
         raise ValueError(f"no description for {name!r}")
+    d = dims or Dims()
     prime = name == "iap"
-    return ovi_tower("video_model.", audio=False, prime=prime) | ovi_tower(
-        "audio_model.", audio=True, prime=False
+    return ovi_tower("video_model.", audio=False, prime=prime, d=d) | ovi_tower(
+        "audio_model.", audio=True, prime=False, d=d
     )
 
 
