@@ -19,7 +19,6 @@ Accepted folder (``DIR``; every part found by content, not by a fixed file name)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -150,22 +149,25 @@ def load_release_model(
                 if k in owner:
                     raise ReleaseError(f"{k!r} appears in both {owner[k]} and {path}")
                 shapes[k], owner[k] = tuple(fh.get_slice(k).get_shape()), path
+    with torch.device("meta"):
+        model = DualTowerDiT(cfg)
+    target = {k: v.shape for k, v in model.state_dict().items()}
+    # names and shapes first (meta tensors): fail before reading any weight
+    source = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
     try:
-        _, fresh = check_layout(shapes, cfg)  # names and shapes first: fail before reading weights
+        mapped, fresh = convert_state_dict(source, KEYMAPS["iap"], target)
     except ValueError as err:
         raise ReleaseError(f"{folder}: {err}") from err
     if set(fresh) != {"identity.table"}:
         raise ReleaseError(f"{folder}: unexpected keys left without a source: {fresh[:5]}")
-    with torch.device("meta"):
-        model = DualTowerDiT(cfg)
-    target = {k: v.shape for k, v in model.state_dict().items()}
+    by_id = {id(v): k for k, v in source.items()}
+    rename = {by_id[id(v)]: k for k, v in mapped.items()}  # release key -> model key
     state: dict[str, torch.Tensor] = {}
-    for path in parts.transformer:
+    for path in parts.transformer:  # one tensor at a time: the peak is the finished model
         with safe_open(str(path), framework="pt", device=str(device)) as fh:
-            tensors = {k: fh.get_tensor(k).to(dtype) for k in fh.keys()}  # noqa: SIM118
-        mapped, _ = convert_state_dict(tensors, dataclasses.replace(KEYMAPS["iap"], fresh=(r".*",)), target)
-        state |= mapped
-        del tensors
+            for k in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
+                if k in rename:
+                    state[rename[k]] = fh.get_tensor(k).to(dtype)
     state["identity.table"] = torch.zeros(target["identity.table"], dtype=dtype, device=device)
     model.load_state_dict(state, strict=True, assign=True)
     logger.info("release transformer: %d tensors from %d files", len(state) - 1, len(parts.transformer))
