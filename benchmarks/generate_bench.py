@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python benchmarks/generate_bench.py [--out bench_out/generate]`` (~5 minutes on 2 cores).
 
-Measured in this run, on this machine (fp32, CPU, ``torch.get_num_threads()`` threads):
+Measured in this run, on this machine (fp32, CPU, ``--threads`` threads, recorded in the JSON):
 
 1. **Seconds per clip and peak memory at 8/16/32 steps**: one ``facevox generate`` process per step
    count over a ``requests.jsonl`` of two identical 1 s, two-person requests (25 frames 64x64 at
@@ -10,7 +10,7 @@ Measured in this run, on this machine (fp32, CPU, ``torch.get_num_threads()`` th
    sidecar of each clip gives its wall-clock ``total_s`` (checks, encoders, sampling, decoders,
    mux) and ``sample_s``; the first clip of a process is cold (VAD and encoder warm-up), the second
    warm. Peak memory is the process's peak RSS (``ru_maxrss``, model + codecs + text encoder).
-2. **Speed-ups** (one process, same request, 8 Euler steps, each variant timed ``--repeats`` times
+2. **Speed-ups** (one process, same request, 16 Euler steps, each variant timed ``--repeats`` times
    interleaved, minimum ``sample_s`` kept): reference K/V cache on vs recomputing the reference
    keys/values every step; the guidance variants in one batched forward vs one forward each.
 3. **Determinism**: the same seed twice -> the frames and audio handed to the encoders compared
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -98,6 +99,7 @@ def user_inputs(folder: Path) -> list[dict]:
     return people
 
 
+SPEED_STEPS = 16  # steps of the speed-up runs (long enough to time the sampling loop well)
 SCRIPT = "[alice] Hello there, how are you? [bob] Fine, thank you."
 
 
@@ -113,7 +115,8 @@ def per_steps(model: Path, people: list[dict], steps: int, out: Path) -> dict:
     )
     cmd = [sys.executable, "-m", "facevox.cli", "--log-level", "WARNING", "generate", "--model", str(model)]
     cmd += ["--requests", str(reqs), "--steps", str(steps), "--out", str(out)]
-    subprocess.run(cmd, check=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same threads as here
+    subprocess.run(cmd, check=True, env=env)
     cold, warm = (json.loads((out / f"r{i}.json").read_text())["timings"] for i in range(2))
     return {
         "steps": steps,
@@ -127,9 +130,9 @@ def per_steps(model: Path, people: list[dict], steps: int, out: Path) -> dict:
 
 def speedups(pipe: FacevoxPipeline, req: GenerationRequest, out: Path, repeats: int) -> dict:
     variants = {
-        "cache+batched": GenerateConfig(solver="euler", steps=8),
-        "no cache": GenerateConfig(solver="euler", steps=8, use_cache=False),
-        "sequential guidance": GenerateConfig(solver="euler", steps=8, batch_guidance=False),
+        "cache+batched": GenerateConfig(solver="euler", steps=SPEED_STEPS),
+        "no cache": GenerateConfig(solver="euler", steps=SPEED_STEPS, use_cache=False),
+        "sequential guidance": GenerateConfig(solver="euler", steps=SPEED_STEPS, batch_guidance=False),
     }
     pipe(req, out / "warmup", config=variants["cache+batched"])
     best = {k: float("inf") for k in variants}
@@ -154,7 +157,7 @@ def determinism(pipe: FacevoxPipeline, req: GenerationRequest, out: Path) -> dic
     return {
         "same_seed_max_frame_diff": int(np.abs(a.frames.astype(int) - b.frames).max()),
         "same_seed_max_audio_diff": float(np.abs(a.audio - b.audio).max()),
-        "same_seed_mp4_psnr_db": None if mse == 0 else round(10 * np.log10(255**2 / mse), 1),
+        "same_seed_mp4_psnr_db": None if mse == 0 else round(float(10 * np.log10(255**2 / mse)), 1),
         "same_seed_mp4_audio_max_diff": float(np.abs(va.audio - vb.audio).max()),
         "other_seed_mean_frame_diff": float(np.abs(a.frames.astype(int) - c.frames).mean()),
     }
@@ -164,8 +167,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench_out/generate")
     ap.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,7 +208,7 @@ def main() -> None:
         )
     print(
         f"\nreference K/V cache speed-up: x{speed['kv_cache_speedup']:.2f}; batched guidance speed-up: "
-        f"x{speed['batched_guidance_speedup']:.2f} (8 Euler steps, sampling time, min of {args.repeats})"
+        f"x{speed['batched_guidance_speedup']:.2f} ({SPEED_STEPS} Euler steps, sampling time, min of {args.repeats})"
     )
     print(f"determinism: {det}")
 

@@ -123,8 +123,10 @@ def _frames_for(duration: float, s: PipelineSettings) -> int:
 
 def _speech_only(audio: np.ndarray, sr: int) -> np.ndarray:
     """The speech regions of ``audio`` (silero-vad), concatenated; the input if VAD finds none."""
+    threads = torch.get_num_threads()
     from silero_vad import get_speech_timestamps, load_silero_vad
 
+    torch.set_num_threads(threads)  # importing silero_vad sets torch to 1 thread process-wide
     stamps = get_speech_timestamps(
         torch.from_numpy(np.ascontiguousarray(audio)), load_silero_vad(), sampling_rate=sr
     )
