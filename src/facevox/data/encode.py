@@ -13,7 +13,7 @@ are cut, resized to ``width x height`` and encoded with the frozen codecs; each 
 - the caption restricted to the window's speech, rendered with the paper's tags and encoded per
   token (tags -> identity slots: ``<S1>``/``<REF_1_S>`` -> slot 0).
 
-Splits are by person: a seeded ``heldout_fraction`` of curated person ids is held out; a window
+Splits are by person: a seeded choice of ``heldout_fraction`` of the curated person ids is held out; a window
 whose people are all held out is ``heldout``, none ``train``, mixed ones are skipped (said why).
 Resumable: a window whose file exists and reads back is not redone; the index is rewritten whole.
 """
@@ -65,9 +65,11 @@ class EncodeConfig:
     windows_per_sample: int = 2  # evenly spaced windows per curated shot (at most)
     face_size: int = 64  # face-reference side in pixels
     max_face_views: int = 3  # face references per person from other videos
-    voice_seconds: float = 3.0  # voice-reference length per person
+    voice_seconds: float = (
+        2.5  # voice-reference length per person (tiny: 62 latents <= audio_ref_slot_gap 64)
+    )
     max_caption_tokens: int = 128
-    heldout_fraction: float = 0.2  # share of curated person ids held out (by seeded hash)
+    heldout_fraction: float = 0.2  # share of curated person ids held out for validation (seeded choice)
     seed: int = 0
     threads: int = 2
 
@@ -84,10 +86,14 @@ class EncodeError(RuntimeError):
     """The run cannot start (no manifest, no codec folder); the message says what to do."""
 
 
-def is_heldout(person_id: str, cfg: EncodeConfig) -> bool:
-    """Seeded, order-free split of person ids."""
-    h = np.random.SeedSequence([cfg.seed, *person_id.encode()]).generate_state(1)[0]
-    return (h / 2**32) < cfg.heldout_fraction
+def heldout_people(person_ids: set[str], cfg: EncodeConfig) -> set[str]:
+    """A seeded choice of ``round(heldout_fraction * n)`` people (at least one when n >= 2)."""
+    people = sorted(person_ids)
+    if cfg.heldout_fraction <= 0 or len(people) < 2:
+        return set()
+    n = min(len(people) - 1, max(1, round(cfg.heldout_fraction * len(people))))
+    order = np.random.default_rng(cfg.seed).permutation(len(people))
+    return {people[i] for i in order[:n]}
 
 
 @dataclass
@@ -288,6 +294,7 @@ def encode(
     made = reused = 0
     t_start = time.perf_counter()
     media_seconds = 0.0
+    heldout = heldout_people({s["person_id"] for r in records for s in r["subjects"]}, cfg)
     todo = [
         (r, f0)
         for r in sorted(records, key=lambda r: (r["video_path"], r["start_frame"]))
@@ -305,7 +312,7 @@ def encode(
     for rec, f0 in tqdm(todo, desc="encode", unit="window", disable=not progress):
         wid = f"{rec['sample_id']}_f{f0:05d}"
         people = [s["person_id"] for s in rec["subjects"]]
-        held = {is_heldout(p, cfg) for p in people}
+        held = {p in heldout for p in people}
         if len(held) != 1:
             skipped.append(
                 {"sample_id": wid, "reason": "mixed_split", "detail": "train and held-out people together"}
