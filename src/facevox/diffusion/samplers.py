@@ -26,6 +26,12 @@ class SamplerConfig:
     solver: Literal["euler", "unipc"] = "unipc"
     steps: int = 16
     shift: float = 3.0  # timestep shift of the sigma grid (same rule as training)
+    audio_shift: float = 0.0  # the audio stream's own shift (0: the same grid as video)
+
+    @property
+    def shifts(self) -> tuple[float, float]:
+        """(video, audio) shifts."""
+        return self.shift, self.audio_shift or self.shift
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -38,11 +44,11 @@ def _batch(sigma: float, like: Tensor) -> Tensor:
 
 def euler(fn: VelocityFn, xv: Tensor, xa: Tensor, cfg: SamplerConfig, callback: StepCallback | None = None):
     """First-order flow steps on the shifted uniform grid."""
-    sig = inference_sigmas(cfg.steps, shift=cfg.shift)
+    sig_v, sig_a = (inference_sigmas(cfg.steps, shift=shift) for shift in cfg.shifts)
     for i in range(cfg.steps):
-        s, s_next = float(sig[i]), float(sig[i + 1])
-        vv, va = fn(xv, xa, _batch(s, xv), _batch(s, xa))
-        xv, xa = xv + (s_next - s) * vv, xa + (s_next - s) * va
+        sv, sv_next, sa, sa_next = (float(x) for x in (sig_v[i], sig_v[i + 1], sig_a[i], sig_a[i + 1]))
+        vv, va = fn(xv, xa, _batch(sv, xv), _batch(sa, xa))
+        xv, xa = xv + (sv_next - sv) * vv, xa + (sa_next - sa) * va
         if callback is not None:
             callback(i + 1, cfg.steps)
     return xv, xa
@@ -53,14 +59,14 @@ def unipc(fn: VelocityFn, xv: Tensor, xa: Tensor, cfg: SamplerConfig, callback: 
     from diffusers import UniPCMultistepScheduler
 
     sched = [
-        UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=cfg.shift)
-        for _ in range(2)
+        UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=shift)
+        for shift in cfg.shifts
     ]
     for s in sched:
         s.set_timesteps(cfg.steps, device=xv.device)
     for i, t in enumerate(sched[0].timesteps):
-        sigma = float(sched[0].sigmas[i])
-        vv, va = fn(xv, xa, _batch(sigma, xv), _batch(sigma, xa))
+        sv, sa = float(sched[0].sigmas[i]), float(sched[1].sigmas[i])
+        vv, va = fn(xv, xa, _batch(sv, xv), _batch(sa, xa))
         xv = sched[0].step(vv, t, xv, return_dict=False)[0]
         xa = sched[1].step(va, sched[1].timesteps[i], xa, return_dict=False)[0]
         if callback is not None:

@@ -89,6 +89,7 @@ class GenerateConfig:
     solver: str = "unipc"  # unipc | euler
     steps: int = 16
     shift: float = 0.0  # 0 = the pipeline's default
+    audio_shift: float = 0.0  # the audio stream's own sigma-grid shift (0 = the same grid as video)
     video: VideoGuidanceScales = field(default_factory=VideoGuidanceScales)
     audio: AudioGuidanceScales = field(default_factory=AudioGuidanceScales)
     use_cache: bool = True  # reuse reference keys/values across steps (False: recompute each step)
@@ -97,7 +98,7 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.solver not in ("unipc", "euler"):
             raise ConfigError(f"solver must be unipc or euler, got {self.solver!r}")
-        if self.steps < 1 or self.shift < 0:
+        if self.steps < 1 or self.shift < 0 or self.audio_shift < 0:
             raise ConfigError(f"steps must be >= 1 and shift >= 0, got {self.steps}, {self.shift}")
 
 
@@ -412,7 +413,7 @@ class FacevoxPipeline:
             return combine(pv, cfg.video), combine(pa, cfg.audio)
 
         shift = cfg.shift or s.shift or resolution_shift(T * (H // 2) * (W // 2))
-        scfg = SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift)
+        scfg = SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift, audio_shift=cfg.audio_shift)
         xv, xa = sample(velocity, xv, xa, scfg, callback)
         self._off(model)
         t_sampled = time.perf_counter()
@@ -437,6 +438,7 @@ class FacevoxPipeline:
                 "solver": cfg.solver,
                 "steps": cfg.steps,
                 "shift": scfg.shift,
+                "audio_shift": scfg.shifts[1],
                 "guidance_video": asdict(cfg.video),
                 "guidance_audio": asdict(cfg.audio),
                 "variants": list(variants),
