@@ -1,6 +1,6 @@
 """Generation benchmark at ``tiny`` size (random weights: speed and memory do not depend on them).
 
-Run: ``.venv/bin/python benchmarks/generate_bench.py [--out bench_out/generate]`` (~5 minutes on 2 cores).
+Run: ``.venv/bin/python benchmarks/generate_bench.py [--out runs/bench/generate]`` (~1.5 minutes with --threads 1 on 2 cores).
 
 Measured in this run, on this machine (fp32, CPU, ``--threads`` threads, recorded in the JSON):
 
@@ -165,7 +165,7 @@ def determinism(pipe: FacevoxPipeline, req: GenerationRequest, out: Path) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="bench_out/generate")
+    ap.add_argument("--out", default="runs/bench/generate")
     ap.add_argument("--steps", type=int, nargs="+", default=[8, 16, 32])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's default)")
