@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,16 +34,10 @@ def test_same_seed_gives_identical_frames_and_audio(setup, tmp_path: Path) -> No
     pipe_dir, req = setup
     pipe = FacevoxPipeline.from_pretrained(pipe_dir)
     cfg = GenerateConfig(steps=3)
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        a, b = (pipe(req, tmp_path / d, config=cfg) for d in ("a", "b"))
-        assert torch.get_num_threads() == 2  # silero-vad's import sets 1 thread; the pipeline restores it
-        # a fresh pipeline from the same folder draws the same sample (same thread count: CPU
-        # reductions may round differently with another)
-        c = FacevoxPipeline.from_pretrained(pipe_dir)(req, tmp_path / "c", config=cfg)
-    finally:
-        torch.set_num_threads(before)
+    a, b = (pipe(req, tmp_path / d, config=cfg) for d in ("a", "b"))
+    # a fresh pipeline from the same folder draws the same sample (at the same thread count: CPU
+    # reductions may round differently with another)
+    c = FacevoxPipeline.from_pretrained(pipe_dir)(req, tmp_path / "c", config=cfg)
     np.testing.assert_array_equal(a.frames, b.frames)  # what went into the encoders: bit-identical
     np.testing.assert_array_equal(a.audio, b.audio)
     np.testing.assert_array_equal(a.frames, c.frames)
@@ -72,3 +67,15 @@ def test_offload_and_bf16(setup, tmp_path: Path) -> None:
     assert low.frames.shape == ref.frames.shape and read_av(low.video_path).video.shape == ref.frames.shape
     # bf16 rounding moves the sample a little, not to another one
     assert 0 < np.abs(low.frames.astype(int) - ref.frames).mean() < 8.0
+
+
+def test_voice_trimming_keeps_the_callers_thread_count() -> None:
+    """Importing silero-vad sets torch to 1 thread process-wide; the pipeline restores the count.
+    (A fresh process: the side effect happens at the first import only.)"""
+    code = (
+        "import numpy as np, torch; torch.set_num_threads(2); "
+        "from facevox.pipeline.pipeline import _speech_only; "
+        "_speech_only(np.zeros(8000, np.float32), 16000); print(torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-1] == "2"
