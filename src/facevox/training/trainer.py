@@ -99,7 +99,8 @@ class Validator:
 
     def __init__(self, cfg: TrainConfig, strategy: Strategy, null: tuple[torch.Tensor, torch.Tensor]) -> None:
         self.batches: list[LatentBatch] = []
-        self.strategy, self.null = strategy, null
+        # both streams of every sample are measured, also for the unimodal stage: comparable across stages
+        self.strategy, self.null = dataclasses.replace(strategy, unimodal=False), null
         self.objective = dataclasses.replace(
             cfg.objective, drop_text=0.0, drop_faces=0.0, drop_voices=0.0, drop_all=0.0
         )
