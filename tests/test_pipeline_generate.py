@@ -100,9 +100,19 @@ def test_cache_and_batched_guidance_give_the_same_sample(
     assert np.abs(va - vb).mean() < 1.0
 
 
+def test_another_supported_size(pipe: FacevoxPipeline, inputs, tmp_path: Path) -> None:
+    res = pipe(_two(inputs, name="wide", width=64, height=48), tmp_path, config=GenerateConfig(steps=1))
+    assert read_av(res.video_path).video.shape == (13, 48, 64, 3)
+    assert (res.sidecar["width"], res.sidecar["height"]) == (64, 48)
+
+
 def test_bad_requests_fail_before_work(pipe: FacevoxPipeline, inputs, tmp_path: Path) -> None:
     with pytest.raises(RequestError, match=r"\['carol'\]"):
         pipe.check(_two(inputs, script="[alice] hi [carol] hello"))
+    with pytest.raises(RequestError, match="unsupported size: width=50"):
+        pipe.check(_two(inputs, width=50))
+    with pytest.raises(RequestError, match="unsupported size: height=128"):
+        pipe.check(_two(inputs, height=128))
     with pytest.raises(RequestError, match="at most 21"):
         pipe.check(_two(inputs, duration=5.0))
     alice = Person(name="alice", faces=(str(inputs["noface.png"]),), voice=str(inputs["alice.wav"]))

@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="clip", help="output name for a single request")
     p.add_argument("--duration", type=float, default=1.0, help="seconds (default 1.0)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, help="pixels (default: the size the model was trained at)")
+    p.add_argument("--height", type=int, help="pixels (default: the size the model was trained at)")
     p.add_argument("--steps", type=int, help="solver steps (default 16)")
     p.add_argument("--solver", choices=["unipc", "euler"], help="default unipc")
     p.add_argument(
@@ -74,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                 script=script,
                 duration=args.duration,
                 seed=args.seed,
+                width=args.width,
+                height=args.height,
                 use_faces=not (args.no_references or args.no_face_references),
                 use_voices=not (args.no_references or args.no_voice_references),
             )

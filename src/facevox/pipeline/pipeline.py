@@ -219,9 +219,27 @@ class FacevoxPipeline:
         if self.offload:
             module.to("cpu")
 
+    def size(self, req: GenerationRequest) -> tuple[int, int]:
+        """(height, width) of the clip: the trained size, or the request's within what the model supports.
+
+        Sides must be multiples of the codec stride times the patch (16 for the tiny codecs) and within
+        half to twice the trained side (RoPE extrapolates; beyond that we do not trust it).
+        """
+        s = self.settings
+        h, w = req.height or s.height, req.width or s.width
+        unit = self.video_codec.space_stride * self.model.config.video.patch[1]
+        for name, got, trained in (("height", h, s.height), ("width", w, s.width)):
+            if got % unit or not trained / 2 <= got <= trained * 2:
+                raise RequestError(
+                    f"unsupported size: {name}={got}; this model takes multiples of {unit} between "
+                    f"{trained // 2} and {trained * 2} (trained at {s.width}x{s.height})"
+                )
+        return h, w
+
     def check(self, req: GenerationRequest) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-        """Cheap validation: frames, caption, and that every face file has a face and every voice sound."""
+        """Cheap validation: frames, size, caption and the number of people."""
         frames = _frames_for(req.duration, self.settings)
+        self.size(req)
         caption, turns = structured_caption(req)
         if len(req.people) > self.model.config.max_slots:
             raise RequestError(
@@ -366,7 +384,8 @@ class FacevoxPipeline:
             return References(latents=latents, mask=mask, slot_ids=slots)
 
         fref, vref = refs_for(faces, fvar), refs_for(voice_refs, vvar)
-        C, T, H, W = self.video_codec.latent_shape(frames, s.height, s.width)
+        height, width = self.size(req)
+        C, T, H, W = self.video_codec.latent_shape(frames, height, width)
         samples = round(frames / s.fps * s.sample_rate)
         Na = self.audio_codec.latent_frames(samples)
         model = self._on(self.model)
@@ -457,8 +476,8 @@ class FacevoxPipeline:
             "fps": s.fps,
             "sample_rate": s.sample_rate,
             "duration": frames / s.fps,
-            "width": s.width,
-            "height": s.height,
+            "width": width,
+            "height": height,
             "references_used": {"faces": req.use_faces, "voices": req.use_voices},
             "people": [
                 {

@@ -44,6 +44,8 @@ class GenerationRequest:
     script: str | dict[str, Any]  # "[alice] hi. [bob] hey" or a structured caption
     duration: float = 1.0  # seconds
     seed: int = 0
+    width: int | None = None  # pixels; None = the size the model was trained at
+    height: int | None = None
     use_faces: bool = True  # False (with use_voices False): the no-reference baseline
     use_voices: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -164,6 +166,8 @@ def read_requests(path: str | Path) -> list[GenerationRequest]:
                     script=d["script"],
                     duration=float(d.get("duration", 1.0)),
                     seed=int(d.get("seed", 0)),
+                    width=d.get("width"),
+                    height=d.get("height"),
                     use_faces=bool(d.get("use_faces", True)),
                     use_voices=bool(d.get("use_voices", True)),
                 )
