@@ -58,7 +58,7 @@ class DemoConfig:
         default_factory=lambda: CurateConfig(references=ReferenceConfig(same_person_distance=0.3))
     )
     encode: EncodeConfig = field(default_factory=EncodeConfig)
-    base: TrainConfig = field(default_factory=lambda: _stage("base", 150, 1e-3))
+    base: TrainConfig = field(default_factory=lambda: _stage("base", 300, 1e-3))
     stage1: TrainConfig = field(default_factory=lambda: _stage("stage1", 40, 5e-4))
     stage2: TrainConfig = field(default_factory=lambda: _stage("stage2", 40, 5e-4))
     stage3: TrainConfig = field(default_factory=lambda: _stage("stage3", 40, 3e-4))
