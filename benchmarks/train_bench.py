@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -26,16 +28,8 @@ from facevox.training.objective import ObjectiveConfig, flow_loss, sample_genera
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import model_config_for
 
-
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+sys.path.insert(0, str(Path(__file__).parent))
+from model_bench import matmul_peak  # noqa: E402  (the same peak measurement as the model benchmark)
 
 
 def main() -> None:
