@@ -58,6 +58,8 @@ def test_golden_first_20_losses_per_stage(shards: Path, tmp_path: Path) -> None:
         got = [r["loss"] for r in read_metrics(tmp_path / stage) if "loss" in r]
         torch.testing.assert_close(torch.tensor(got), torch.tensor(GOLDEN[stage]), rtol=1e-4, atol=1e-5)
         assert (tmp_path / stage / "release" / "model" / "model.safetensors").is_file()
+        gains = [r for r in read_metrics(tmp_path / stage) if "ref_gain_video" in r]
+        assert (len(gains) == 2) == (stage != "base")  # step 0 and the end, for stages with references
         assert (tmp_path / stage / "loss_curves.png").stat().st_size > 1000
         prev = str(tmp_path / stage)
 

@@ -28,7 +28,7 @@ from facevox.models.config import DualTowerConfig
 from facevox.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from facevox.training.config import TrainConfig
 from facevox.training.metrics import SIGMA_BUCKETS, MetricsWriter, plot_losses
-from facevox.training.objective import StepLoss, flow_loss, sample_generators
+from facevox.training.objective import ObjectiveConfig, StepLoss, flow_loss, sample_generators
 from facevox.training.parallel import Dist, init_distributed, parallelize
 from facevox.training.strategies import Strategy, get_strategy
 
@@ -120,23 +120,35 @@ class Validator:
         n = min(cfg.val_batches, sum(len(b) // bs for b in sampler.buckets))
         self.batches = [ds.batch(next(sampler)) for _ in range(n)]
 
-    @torch.no_grad()
-    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
-        if not self.batches:
-            return {}
+    def _losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
         lv, la = [], []
-        was_training = model.training
-        model.eval()
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
-            sl = flow_loss(model, b, self.strategy, self.objective, self.null, gens)
+            sl = flow_loss(model, b, self.strategy, objective, self.null, gens)
             lv.append(sl.video[~torch.isnan(sl.video)])
             la.append(sl.audio[~torch.isnan(sl.audio)])
-        model.train(was_training)
         v, a = torch.cat(lv), torch.cat(la)
-        out = {"val_video": float(v.mean()) if v.numel() else float("nan")}
-        out["val_audio"] = float(a.mean()) if a.numel() else float("nan")
-        out["val_loss"] = out["val_video"] + out["val_audio"]
+        return (
+            float(v.mean()) if v.numel() else float("nan"),
+            float(a.mean()) if a.numel() else float("nan"),
+        )
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> dict[str, float]:
+        """Held-out losses; with references, also the identity diagnostic ``ref_gain_{video,audio}``:
+        the loss without this modality's references minus the loss with them (same noise and sigmas),
+        i.e. how much the model uses the identity references of people it never saw."""
+        if not self.batches:
+            return {}
+        was_training = model.training
+        model.eval()
+        v, a = self._losses(model, self.objective)
+        out = {"val_video": v, "val_audio": a, "val_loss": v + a}
+        if self.strategy.references != "none":
+            nv, _ = self._losses(model, dataclasses.replace(self.objective, drop_faces=1.0))
+            _, na = self._losses(model, dataclasses.replace(self.objective, drop_voices=1.0))
+            out["ref_gain_video"], out["ref_gain_audio"] = nv - v, na - a
+        model.train(was_training)
         return out
 
 
