@@ -32,7 +32,7 @@ def _set(d: Path, refs: Path, *, face: str, voice: str, text: str = "hello there
             {
                 "slot": 0,
                 "name": "astro",
-                "person_id": None,
+                "person_id": "astro",
                 "faces": [str(refs / face)],
                 "voice": str(refs / voice),
             }
@@ -47,6 +47,8 @@ def _set(d: Path, refs: Path, *, face: str, voice: str, text: str = "hello there
 def refs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("refs")
     Image.fromarray(frame()).save(d / "astro.png")
+    (d / "heldout").mkdir()
+    Image.fromarray(frame(flip=True)).save(d / "heldout" / "astro.png")  # a view not given as reference
     sf.write(d / "same.wav", speech("good morning to you all", "en-us+m3"), 16000)
     sf.write(d / "other.wav", speech("good morning to you all", "en-gb+f4"), 16000)
     return d
@@ -60,13 +62,20 @@ def test_eval_scores_reports_and_places_between_floor_and_ceiling(refs: Path, tm
     (gen / "broken.json").write_text((gen / "a.json").read_text())
     (gen / "nosidecar.mp4").write_bytes((gen / "a.mp4").read_bytes())
     res = evaluate(
-        gen, tmp_path / "out", floor=floor, ceiling=ceiling, cfg=EvalConfig(asr=False), progress=False
+        gen,
+        tmp_path / "out",
+        floor=floor,
+        ceiling=ceiling,
+        references=refs / "heldout",
+        cfg=EvalConfig(asr=False),
+        progress=False,
     )
     agg = res["sets"]["generated"]["aggregate"]
     assert agg["clips"] == 1 and agg["errors"] == 2
     reasons = " ".join(e["error"] for e in res["sets"]["generated"]["errors"])
     assert "no sidecar" in reasons and "unreadable media" in reasons
     assert agg["face_detect_rate"] > 0.9 and agg["face_sim"] > 0.95  # the clip shows the reference face
+    assert agg["copy_paste_gap"] is not None and agg["copy_paste_gap"] > -0.05  # the clip *is* the reference
     assert agg["sync_conf"] > 0.1  # the fixture's mouth opens with its own speech
     f = res["sets"]["floor"]["aggregate"]
     assert f["voice_sim"] < agg["voice_sim"]  # another espeak voice as the floor's reference

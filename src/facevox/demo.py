@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
                     out / "eval",
                     floor=out / "floor",
                     ceiling=bench / "real",
+                    references=bench / "refs" / "heldout",
                     cfg=EvalConfig(asr=cfg.eval_asr),
                 )
             ),
@@ -213,7 +214,7 @@ def _summary(res: dict[str, Any]) -> dict[str, Any]:
     g, f = agg["generated"], agg.get("floor", {})
     margins = {
         m: (g[m] - f[m]) if g.get(m) is not None and f.get(m) is not None else None
-        for m in ("face_sim", "face_same_rate", "voice_sim", "sync_conf")
+        for m in ("face_sim", "face_same_rate", "voice_sim", "sync_conf", "copy_paste_gap")
     }
     return {
         "aggregate": agg,

@@ -7,6 +7,8 @@ clip. Then
 
 - ``requests.jsonl``: one generation request per clip (script = the ground-truth lines of the
   clip's first ``duration`` seconds, fixed seed) for ``facevox generate --requests``;
+- ``refs/heldout/PERSON.png``: one more view of each person (another clip when there is one) that
+  is never given to the model, for the copy-paste rate;
 - ``real/``: the same first ``duration`` seconds of the real clip as ``NAME.mp4`` + a
   ``facevox.generation/1`` sidecar naming the same references and turns: the ceiling, scored by
   ``facevox eval`` exactly like generated clips.
@@ -101,6 +103,18 @@ def build_benchmark(
                 path = refs_dir / f"{name}_{pid}_f{f}.png"
                 Image.fromarray(np.ascontiguousarray(crop(clip.video[f], entry["boxes"][f], 0.25))).save(path)
                 faces.append(str(path.resolve()))
+            held = refs_dir / "heldout" / f"{pid}.png"  # a view the model is not given (copy-paste rate)
+            if not held.is_file():
+                rest = [o for o in others[pid] if o["clip_id"] != src["clip_id"]]
+                hsrc = rest[0] if rest else src
+                hclip = media(hsrc) if rest else clip
+                hent = next(q for q in hsrc["people"] if q["person_id"] == pid)
+                hf = hsrc["num_frames"] // 2 if rest else hsrc["num_frames"] - 1
+                held.parent.mkdir(exist_ok=True)
+                Image.fromarray(np.ascontiguousarray(crop(hclip.video[hf], hent["boxes"][hf], 0.25))).save(
+                    held
+                )
+                clip = media(src)
             segs = [s for s in src["segments"] if s["person_id"] == pid]
             audio = np.concatenate(
                 [clip.audio[int(s["start"] * 16000) : int(s["end"] * 16000)] for s in segs]

@@ -11,6 +11,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="where metrics.json and report.html go (or the benchmark)")
     p.add_argument("--floor", help="no-reference baseline clips (facevox generate --no-references)")
     p.add_argument("--ceiling", help="real held-out clips in the same format (the benchmark's real/)")
+    p.add_argument(
+        "--references",
+        help="held-back views PERSON_ID.png (the benchmark's refs/heldout) for the copy-paste rate",
+    )
     p.add_argument("--no-asr", action="store_true", help="skip the pocketsphinx WER")
     p.add_argument(
         "--build-benchmark", metavar="WORLD", help="write requests.jsonl + real/ from a synthetic world"
@@ -41,7 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.generated:
         raise ValueError("give GENERATED_DIR (or --build-benchmark WORLD)")
     res = evaluate(
-        args.generated, args.out, floor=args.floor, ceiling=args.ceiling, cfg=EvalConfig(asr=not args.no_asr)
+        args.generated,
+        args.out,
+        floor=args.floor,
+        ceiling=args.ceiling,
+        references=args.references,
+        cfg=EvalConfig(asr=not args.no_asr),
     )
     log.info("metrics: %s", {k: v for k, v in res["sets"]["generated"]["aggregate"].items()})
     return 0

@@ -116,8 +116,15 @@ def _norm_words(text: str) -> str:
     return " ".join("".join(c for c in w if c.isalnum() or c == "'") for w in text.split())
 
 
-def score_clip(mp4: Path, refs: ReferenceEmbeddings, cfg: EvalConfig, asr: Any = None) -> dict[str, Any]:
-    """All metrics of one clip; raises :class:`ClipError` for unusable input."""
+def score_clip(
+    mp4: Path, refs: ReferenceEmbeddings, cfg: EvalConfig, asr: Any = None, heldout_views: Path | None = None
+) -> dict[str, Any]:
+    """All metrics of one clip; raises :class:`ClipError` for unusable input.
+
+    ``heldout_views``: a folder of ``PERSON_ID.png`` views never given to the model; then
+    ``copy_paste_gap`` = similarity to the given references minus similarity to that view (a face
+    that copies the reference picture scores high; a face that is the person, near 0).
+    """
     from facevox.curate.binding import _smooth, segment_scores, speech_envelope
     from facevox.curate.faces import mouth_motion
     from facevox.recognisers.faces import detect_faces, face_embeddings
@@ -136,6 +143,11 @@ def score_clip(mp4: Path, refs: ReferenceEmbeddings, cfg: EvalConfig, asr: Any =
         embs = [e for e in (refs.face(f) for f in p["faces"]) if e is not None]
         ref_faces.append(np.stack(embs) if embs else np.zeros((0, 128), np.float32))
     ref_voice = np.stack([refs.voice(p["voice"]) for p in people])  # (K, 256)
+    held: list[np.ndarray | None] = []
+    for p in people:
+        path = heldout_views / f"{p.get('person_id')}.png" if heldout_views and p.get("person_id") else None
+        held.append(refs.face(str(path)) if path is not None and path.is_file() else None)
+    gaps: list[float] = []
     out: dict[str, Any] = {"clip": mp4.stem, "people": K, "references_used": side.get("references_used")}
 
     # ---- faces, per measured frame; tracks of boxes per slot for lip sync
@@ -159,10 +171,13 @@ def score_clip(mp4: Path, refs: ReferenceEmbeddings, cfg: EvalConfig, asr: Any =
             if len(ref_faces[k]):
                 close.append(float(np.linalg.norm(ref_faces[k] - emb[i], axis=1).min() < cfg.same_threshold))
             boxes_by_slot[k][f] = boxes[i].tolist()
+            if held[k] is not None:
+                gaps.append(float(sim[i, k] - _cos(emb[i : i + 1], held[k][None])[0, 0]))
     out["face_detect_rate"] = n_faces / max(1, n_frames * K)
     out["face_sim"] = float(np.mean(own)) if own else None
     out["face_sim_other"] = float(np.mean(other)) if other else None
     out["face_same_rate"] = float(np.mean(close)) if close else None
+    out["copy_paste_gap"] = float(np.mean(gaps)) if gaps else None
 
     # ---- voices per turn
     audio = clip.audio

@@ -35,11 +35,16 @@ METRICS = {
     "attribution_acc": True,
     "wer": False,
     "face_detect_rate": True,
+    "copy_paste_gap": False,
 }
 
 
 def score_set(
-    folder: str | Path, cfg: EvalConfig, refs: ReferenceEmbeddings | None = None, progress: bool = True
+    folder: str | Path,
+    cfg: EvalConfig,
+    refs: ReferenceEmbeddings | None = None,
+    progress: bool = True,
+    heldout_views: Path | None = None,
 ) -> dict[str, Any]:
     """Per-clip metrics and their aggregate for one folder; unusable clips are listed with reasons."""
     folder = Path(folder)
@@ -55,7 +60,7 @@ def score_set(
         sorted(folder.glob("*.mp4")), desc=f"eval {folder.name}", unit="clip", disable=not progress
     ):
         try:
-            clips.append(score_clip(mp4, refs, cfg, asr))
+            clips.append(score_clip(mp4, refs, cfg, asr, heldout_views))
         except (ClipError, ValueError, OSError) as e:
             errors.append({"clip": mp4.name, "error": str(e)[:300]})
             log.warning("skipping %s: %s", mp4.name, e)
@@ -111,6 +116,7 @@ def evaluate(
     *,
     floor: str | Path | None = None,
     ceiling: str | Path | None = None,
+    references: str | Path | None = None,
     cfg: EvalConfig | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -125,7 +131,10 @@ def evaluate(
     for name, folder in sets.items():
         if not folder.is_dir():
             raise ClipError(f"{name} folder {folder} does not exist")
-    scored = {name: score_set(folder, cfg, refs, progress) for name, folder in sets.items()}
+    held = Path(references) if references else None
+    if held is not None and not held.is_dir():
+        raise ClipError(f"references folder {held} does not exist")
+    scored = {name: score_set(folder, cfg, refs, progress, held) for name, folder in sets.items()}
     result: dict[str, Any] = {"config": cfg.__dict__, "sets": scored}
     if "floor" in scored and "ceiling" in scored:
         frac = {}
@@ -158,6 +167,7 @@ SUMMARY = [  # (metric, label, how the field reports it)
     ("wer", "WER ↓", "pocketsphinx"),
     ("attribution_acc", "Speaker attribution ↑", "multi-person turns"),
     ("face_sim_other", "Face sim to others ↓", "confusion between people"),
+    ("copy_paste_gap", "Copy-paste gap ↓", "sim to given refs - sim to an unseen view"),
 ]
 
 
