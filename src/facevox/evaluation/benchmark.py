@@ -100,7 +100,7 @@ def build_benchmark(
             entry = next(q for q in src["people"] if q["person_id"] == pid)
             faces = []
             for f in np.linspace(0, src["num_frames"] - 1, views + 2)[1:-1].astype(int):
-                path = refs_dir / f"{name}_{pid}_f{f}.png"
+                path = refs_dir / f"{name}_{pid}_from_{src['clip_id']}_f{f}.png"
                 Image.fromarray(np.ascontiguousarray(crop(clip.video[f], entry["boxes"][f], 0.25))).save(path)
                 faces.append(str(path.resolve()))
             held = refs_dir / "heldout" / f"{pid}.png"  # a view the model is not given (copy-paste rate)
