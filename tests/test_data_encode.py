@@ -126,7 +126,7 @@ def _cfg(codecs: tuple[Path, Path], **kw) -> EncodeConfig:
 def test_encode_writes_samples_index_and_reasons(
     curated: Path, codecs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    counts = encode(_cfg(codecs), curated, tmp_path, progress=False)
+    counts = encode(_cfg(codecs), curated / "manifest.jsonl", tmp_path, progress=False)  # or the folder
     entries = read_index(tmp_path)
     assert counts["windows"] == len(entries) == 4 and counts["made_this_run"] == 4
     assert {e.split for e in entries} == {"train", "heldout"}  # seed 1 holds one of the two people out

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("curated_dir", help="output folder of `facevox curate` (holds manifest.jsonl)")
+    p.add_argument("curated_dir", help="output folder of `facevox curate`, or its manifest.jsonl")
     p.add_argument("out_dir", help="shard folder to create or resume")
     p.add_argument("--recipe", help="YAML with EncodeConfig fields")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. video_codec=runs/codec-video")

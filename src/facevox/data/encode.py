@@ -278,6 +278,8 @@ def encode(
 ) -> dict[str, Any]:
     """Encode every curated sample of ``curated_dir`` into ``out_dir``; returns the counts."""
     curated, out = Path(curated_dir), Path(out_dir)
+    if curated.is_file() and curated.name == "manifest.jsonl":  # MANIFEST given: its folder holds the crops
+        curated = curated.parent
     if not (curated / "manifest.jsonl").is_file():
         raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT {curated}` first")
     records = read_manifest(curated)
