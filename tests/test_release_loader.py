@@ -45,12 +45,10 @@ def test_release_transformer_loads_strictly(tmp_path: Path) -> None:
     model = load_release_model(tmp_path, config=CFG, dtype=torch.float32)
     sd = model.state_dict()
     assert torch.equal(
-        sd["blocks.1.video.ref.self_attn.q.weight"], src["video_model.blocks.1.self_attn_prime.q.weight"]
+        sd["blocks.1.video.ref.self_attn.q.weight"], src["video_model.blocks.1.self_attn.q_prime.weight"]
     )
     assert torch.equal(sd["blocks.0.video.ref.ffn.fc2.bias"], src["video_model.blocks.0.ffn_prime.2.bias"])
-    assert torch.equal(
-        sd["blocks.0.video.ref.modulation"], src["video_model.blocks.0.modulation_prime.modulation"]
-    )
+    assert torch.equal(sd["blocks.0.video.ref.modulation"], src["video_model.blocks.0.modulation_prime"])
     assert torch.equal(
         sd["blocks.1.audio.cross_attn.k_bridge.weight"],
         src["audio_model.blocks.1.cross_attn.k_fusion.weight"],
@@ -80,7 +78,7 @@ def test_not_a_release(tmp_path: Path) -> None:
     save_file(
         {"video_model.blocks.0.self_attn.q.weight": torch.zeros(2, 2)}, str(tmp_path / "ovi.safetensors")
     )
-    with pytest.raises(ReleaseError, match="self_attn_prime"):
+    with pytest.raises(ReleaseError, match="q_prime"):
         load_release_model(tmp_path, config=CFG)
 
 

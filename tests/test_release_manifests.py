@@ -25,13 +25,22 @@ def test_iap_5b_maps_one_to_one_onto_the_release() -> None:
     manifest = load_manifest("iap")
     mapped, fresh = check_layout(manifest, get_config("iap-5b"), "iap")
     assert fresh == ["identity.table"]  # the single-subject release has no identity embedding
-    # every release tensor but the disabled reference cross-attention's norm lands on one model key
-    ignored = [k for k in manifest if re.fullmatch(r"video_model\.blocks\.\d+\.norm3_prime\.\w+", k)]
-    assert len(ignored) == 2 * 30
+    # every release tensor lands on one model key but the copies the release's forward never reads:
+    # the disabled reference cross-attention (norm3_prime + cross_attn_prime: 2 + 10 tensors per block,
+    # both towers) and the audio tower's self-attention / FFN / modulation copies (10 + 4 + 1)
+    ignored = [
+        k
+        for k in manifest
+        if re.search(r"\.(norm3_prime|cross_attn_prime)\.", k)
+        or (k.startswith("audio_model.") and "_prime" in k)
+    ]
+    assert len(ignored) == 30 * (2 * 12 + 15)
     assert len(mapped) == len(manifest) - len(ignored)
     assert "blocks.29.video.ref.modulation" in mapped and "blocks.0.video.ref.ffn.fc2.weight" in mapped
     params = sum(math.prod(v) for v in manifest.values())
-    assert 15.0e9 < params < 15.6e9  # two 5.x B towers + the video reference copy
+    assert 21.4e9 < params < 21.6e9  # the file, unused copies included
+    used = params - sum(math.prod(manifest[k]) for k in ignored)
+    assert used == 15_437_254_868  # two 5.x B towers + the video reference copy
 
 
 def test_ovi_checkpoint_initialises_iap_5b_and_ovi_11b() -> None:
@@ -46,10 +55,10 @@ def test_ovi_checkpoint_initialises_iap_5b_and_ovi_11b() -> None:
 def test_release_mapping_is_strict(perturbation: str) -> None:
     manifest = dict(load_manifest("iap"))
     if perturbation == "missing":
-        manifest.pop("video_model.blocks.7.self_attn_prime.k.weight")
+        manifest.pop("video_model.blocks.7.self_attn.k_prime.weight")
         expected = "no source"
     elif perturbation == "extra":
-        manifest["video_model.blocks.3.cross_attn_prime.q.weight"] = (3072, 3072)
+        manifest["video_model.blocks.3.self_attn.q_extra.weight"] = (3072, 3072)
         expected = "match no rule"
     elif perturbation == "shape":
         manifest["audio_model.blocks.12.ffn.0.weight"] = (14336, 3071)

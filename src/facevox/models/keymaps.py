@@ -20,12 +20,15 @@ huggingface/diffusers ``transformer_wan.py``, character-ai/Ovi ``ovi/modules/{mo
 - ``wan-diffusers``: diffusers ``WanTransformer3DModel`` -> the video tower;
 - ``ovi``: Ovi's ``FusionModel`` (``video_model.*``, ``audio_model.*`` with ``k_fusion`` /
   ``v_fusion`` / ``norm_k_fusion`` / ``pre_attn_norm_fusion`` in each cross-attention) -> both towers.
-- ``iap``: the Identity-as-Presence release (WeChatCV/Identity-as-Presence): Ovi's layout plus, in
-  each video block, the reference copy ``self_attn_prime`` / ``ffn_prime`` / ``modulation_prime``
-  -> ``blocks.N.video.ref.*`` (``ref_params="copy"``; the audio tower shares, ``"shared"``). Its
-  ``norm3_prime`` belongs to the disabled reference cross-attention and is ignored; the release has no
-  identity embedding, so ``identity.table`` stays fresh (:func:`facevox.release.load_release` zeroes
-  it, which reproduces the release's function exactly).
+- ``iap``: the Identity-as-Presence release (WeChatCV/Identity-as-Presence ``FusionModelIDAV``):
+  Ovi's layout (block ``modulation`` bare, or Ovi's ``modulation.modulation``) plus ``*_prime``
+  reference copies in every block of both towers. The video tower's ``self_attn.{q,k,v,o}_prime``,
+  ``self_attn.norm_{q,k}_prime``, ``ffn_prime`` and ``modulation_prime`` -> ``blocks.N.video.ref.*``
+  (``ref_params="copy"``). Copies the release's forward never uses are ignored: ``norm3_prime`` and
+  ``cross_attn_prime`` (``enable_prime_cross_attn = False``) in both towers, and every audio
+  ``*_prime`` (the audio tower runs voice references through its shared weights, ``"shared"``). The
+  release has no identity embedding, so ``identity.table`` stays fresh
+  (:func:`facevox.release.load_release_model` zeroes it, which reproduces the release's function).
 """
 
 from __future__ import annotations
@@ -118,14 +121,24 @@ _DIFFUSERS_WAN_RULES: tuple[tuple[str, str], ...] = (
 
 # The release's reference copies in the video tower (``ref_params="copy"``).
 _IAP_PRIME: tuple[tuple[str, str], ...] = (
-    (r"{s}" + B + r"\.self_attn_prime\.(q|k|v|o)\.(weight|bias)", r"blocks.\1.{t}.ref.self_attn.\2.\3"),
+    (r"{s}" + B + r"\.self_attn\.(q|k|v|o)_prime\.(weight|bias)", r"blocks.\1.{t}.ref.self_attn.\2.\3"),
     (
-        r"{s}" + B + r"\.self_attn_prime\.norm_(q|k)\.weight",
+        r"{s}" + B + r"\.self_attn\.norm_(q|k)_prime\.weight",
         r"blocks.\1.{t}.ref.self_attn.norm_\2.weight",
     ),
     (r"{s}" + B + r"\.ffn_prime\.0\.(weight|bias)", r"blocks.\1.{t}.ref.ffn.fc1.\2"),
     (r"{s}" + B + r"\.ffn_prime\.2\.(weight|bias)", r"blocks.\1.{t}.ref.ffn.fc2.\2"),
     (r"{s}" + B + r"\.modulation_prime(?:\.modulation)?", r"blocks.\1.{t}.ref.modulation"),
+)
+
+# Release copies its forward never reads: the disabled reference cross-attention (both towers) and
+# every audio copy (the audio tower shares its weights with the voice references).
+_IAP_UNUSED: tuple[str, ...] = (
+    r"(video|audio)_model\." + B + r"\.(norm3_prime|cross_attn_prime)\..+",
+    r"audio_model\."
+    + B
+    + r"\.(self_attn\.(q|k|v|o)_prime\.(weight|bias)|self_attn\.norm_(q|k)_prime\.weight)",
+    r"audio_model\." + B + r"\.(ffn_prime\..+|modulation_prime)",
 )
 
 # Model keys a pretrained backbone never holds.
@@ -177,7 +190,7 @@ KEYMAPS: dict[str, KeyMap] = {
         name="iap",
         rules=_tower(_WAN_TOWER_RULES + _WAN_VIDEO_EMBED + _OVI_BRIDGE + _IAP_PRIME, "video_model.", "video")
         + _tower(_WAN_TOWER_RULES + _OVI_AUDIO_EMBED + _OVI_BRIDGE, "audio_model.", "audio"),
-        ignore=(r"(video|audio)_model\.freqs", r"video_model\.blocks\.\d+\.norm3_prime\.(weight|bias)"),
+        ignore=(r"(video|audio)_model\.freqs",) + _IAP_UNUSED,
         fresh=(r"identity\..*",),
     ),
 }

@@ -8,7 +8,7 @@ and the peak is one copy in the requested dtype (bf16: about 31 GB).
 Accepted folder (``DIR``; every part found by content, not by a fixed file name):
 
 - the release transformer: ``*.safetensors`` files anywhere under ``DIR`` whose keys are the release
-  layout (``video_model.blocks.0.self_attn_prime.q.weight`` ...), possibly sharded;
+  layout (``video_model.blocks.0.self_attn.q_prime.weight`` ...), possibly sharded;
 - the Wan2.2-TI2V-5B video VAE in diffusers layout (a folder whose ``config.json`` has
   ``"z_dim": 48``, e.g. ``Wan2.2-TI2V-5B-Diffusers/vae``); the original ``Wan2.2_VAE.pth`` is a
   pickle and is not read;
@@ -33,7 +33,7 @@ from facevox.models.keymaps import KEYMAPS, convert_state_dict
 
 logger = logging.getLogger(__name__)
 
-MARKER_KEY = "video_model.blocks.0.self_attn_prime.q.weight"
+MARKER_KEY = "video_model.blocks.0.self_attn.q_prime.weight"
 
 # pipeline.json values of the release (Ovi 1.1 960x960_5s + IAP inference settings,
 # ../shared/docs/paper-detail.md sections 2.5 and 5): 121 frames at 24 fps (31 latent frames), 16 kHz

@@ -9,12 +9,17 @@ Sources (read for facts; dimensions from their configs):
   (kernel 7, hidden ``256 * ceil(8/3 * 3072 / 256)`` = 8192); every cross-attention carries the
   other tower's ``k_fusion`` / ``v_fusion`` / ``norm_k_fusion`` / ``pre_attn_norm_fusion``;
   block modulation stored as ``modulation.modulation`` (1, 6, D).
-- Identity-as-Presence release (WeChatCV/Identity-as-Presence; ``../shared/docs/paper-detail.md``
-  section 2.6): the Ovi checkpoint plus, in each *video* block, a full reference copy
-  ``self_attn_prime`` (q/k/v/o + q/k RMSNorms), ``modulation_prime``, ``norm3_prime`` (affine; its
-  cross-attention branch is disabled, so it is unused) and ``ffn_prime``; Wan's norm1 / norm2 carry
-  no parameters. The audio tower shares its weights with the voice references. No identity
-  embedding in the single-subject release.
+- Identity-as-Presence release (WeChatCV/Identity-as-Presence, read at commit 9d87f9b:
+  ``identity_as_presence/models/iap_base_model.py``, ``iap_fusion_model.py``,
+  ``configs/ovi_fusion_id_5b_av_infer.yaml``): the state dict of its ``FusionModelIDAV``, whose two
+  towers are both built with ``support_x_prime: true``. Every block of *both* towers therefore holds,
+  beside Ovi's weights, the reference copies ``self_attn.{q,k,v,o}_prime``,
+  ``self_attn.norm_{q,k}_prime``, ``norm3_prime`` (affine), ``cross_attn_prime`` (q/k/v/o + q/k
+  RMSNorms), ``ffn_prime`` and ``modulation_prime`` (a bare (1, 6, D) Parameter, as is ``modulation``);
+  ``norm1_prime`` / ``norm2_prime`` carry no parameters. Only the *video* tower's self-attention, FFN
+  and modulation copies are used by the release's forward (the audio tower runs its references
+  through the shared weights, and ``enable_prime_cross_attn`` is False). No identity embedding in the
+  single-subject release.
 
 Run ``python -m facevox.models.manifests.describe`` to rewrite the JSON files.
 """
@@ -91,14 +96,19 @@ def ovi_tower(prefix: str, *, audio: bool, prime: bool, d: Dims = Dims()) -> Sha
         b = f"blocks.{i}"
         s |= _attention(f"{b}.self_attn", d) | _attention(f"{b}.cross_attn", d)
         s |= {f"{b}.norm3.weight": (dim,), f"{b}.norm3.bias": (dim,)}
-        s |= _ffn(f"{b}.ffn", d) | {f"{b}.modulation.modulation": (1, 6, dim)}
+        # Ovi's checkpoint wraps the block modulation (``modulation.modulation``); the release's
+        # module holds it bare (its loader renames Ovi's spelling).
+        s |= _ffn(f"{b}.ffn", d) | {f"{b}.modulation" if prime else f"{b}.modulation.modulation": (1, 6, dim)}
         c = f"{b}.cross_attn"
         s |= _linear(f"{c}.k_fusion", dim, dim) | _linear(f"{c}.v_fusion", dim, dim)
         s |= {f"{c}.pre_attn_norm_fusion.weight": (dim,), f"{c}.pre_attn_norm_fusion.bias": (dim,)}
         s |= {f"{c}.norm_k_fusion.weight": (dim,)}
         if prime:
-            s |= _attention(f"{b}.self_attn_prime", d) | _ffn(f"{b}.ffn_prime", d)
-            s |= {f"{b}.modulation_prime.modulation": (1, 6, dim)}
+            for p in "qkvo":
+                s |= _linear(f"{b}.self_attn.{p}_prime", dim, dim)
+            s |= {f"{b}.self_attn.norm_q_prime.weight": (dim,), f"{b}.self_attn.norm_k_prime.weight": (dim,)}
+            s |= _attention(f"{b}.cross_attn_prime", d) | _ffn(f"{b}.ffn_prime", d)
+            s |= {f"{b}.modulation_prime": (1, 6, dim)}
             s |= {f"{b}.norm3_prime.weight": (dim,), f"{b}.norm3_prime.bias": (dim,)}
     s |= _linear("head.head", out, dim) | {"head.modulation": (1, 2, dim)}
     return {prefix + k: v for k, v in s.items()}
@@ -111,14 +121,14 @@ def describe(name: str, dims: Dims | None = None) -> Shapes:
     d = dims or Dims()
     prime = name == "iap"
     return ovi_tower("video_model.", audio=False, prime=prime, d=d) | ovi_tower(
-        "audio_model.", audio=True, prime=False, d=d
+        "audio_model.", audio=True, prime=prime, d=d
     )
 
 
 SOURCES = {
     "ovi": "character-ai/Ovi FusionModel (960x960_5s), from the published architecture",
-    "iap": "WeChatCV/Identity-as-Presence release checkpoint (Ovi + video *_prime copies), "
-    "from the published architecture; *_prime spellings per paper-detail.md section 2.6",
+    "iap": "WeChatCV/Identity-as-Presence release checkpoint (FusionModelIDAV state dict: Ovi + "
+    "*_prime copies in both towers), from the published code at commit 9d87f9b",
 }
 
 
