@@ -34,6 +34,10 @@ VERBS: dict[str, tuple[str, str]] = {
         "a local web page: upload faces and voices, write a script, play the clip",
     ),
     "demo": ("facevox.demo", "run the whole system end to end on the embedded default"),
+    "convert-mmaudio": (
+        "facevox.codecs.mmaudio_convert",
+        "convert MMAudio's 16 kHz VAE + vocoder pickles into a safetensors codec folder (once, offline)",
+    ),
 }
 
 log = logging.getLogger("facevox")

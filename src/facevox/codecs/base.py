@@ -9,6 +9,7 @@ Weights are only ever read from a local folder: a missing folder or file is a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +118,25 @@ class Codec(Protocol):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> Self: ...
+
+
+class MonoAudioCodecMixin:
+    """Geometry and statistics of a mono audio codec (the class defines ``time_stride`` and
+    ``latent_channels``)."""
+
+    stats: LatentStats
+    time_stride: int
+    latent_channels: int
+
+    @property
+    def audio_channels(self) -> int:
+        return 1
+
+    def latent_frames(self, samples: int) -> int:
+        """Latent frames for ``samples`` input samples (zero-padded up to a whole latent frame)."""
+        return math.ceil(samples / self.time_stride)
+
+    def set_stats(self, stats: LatentStats) -> None:
+        if len(stats.mean) != self.latent_channels:
+            raise ValueError(f"stats have {len(stats.mean)} channels, codec has {self.latent_channels}")
+        self.stats = stats

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from facevox.codecs.base import LatentDist, LatentStats, require_files
+from facevox.codecs.base import LatentDist, LatentStats, MonoAudioCodecMixin, require_files
 from facevox.io.atomic import atomic_path, atomic_write_json
 
 CONFIG_FILE = "config.json"
@@ -100,7 +100,7 @@ class MelVAE(nn.Module):
         return self.decoder(z)  # (B, M, 4n)
 
 
-class MelAudioCodec(nn.Module):
+class MelAudioCodec(MonoAudioCodecMixin, nn.Module):
     """Frozen mel VAE + Griffin-Lim: ``encode`` (B, 1, S) -> normalised LatentDist (B, C, S / 640)."""
 
     def __init__(self, cfg: MelCodecConfig, stats: LatentStats | None = None) -> None:
@@ -128,18 +128,6 @@ class MelAudioCodec(nn.Module):
     @property
     def sample_rate(self) -> int:
         return self.cfg.sample_rate
-
-    @property
-    def audio_channels(self) -> int:
-        return 1
-
-    def latent_frames(self, samples: int) -> int:
-        return math.ceil(samples / self.time_stride)
-
-    def set_stats(self, stats: LatentStats) -> None:
-        if len(stats.mean) != self.latent_channels:
-            raise ValueError(f"stats have {len(stats.mean)} channels, codec has {self.latent_channels}")
-        self.stats = stats
 
     # ---- spectra
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:

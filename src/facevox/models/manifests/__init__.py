@@ -9,10 +9,13 @@ facevox's real-size models map onto them one-to-one (``tests/test_release_manife
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 
 MANIFEST_FORMAT = "facevox.manifest/1"
-MANIFESTS = ("iap", "ovi")
+MANIFESTS = ("iap", "ovi", "mmaudio_vae_16k", "bigvgan_16k")
 
 
 def load_manifest(name: str) -> dict[str, tuple[int, ...]]:
@@ -24,3 +27,16 @@ def load_manifest(name: str) -> dict[str, tuple[int, ...]]:
     if data.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"manifest {name!r} has format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
     return {k: tuple(v) for k, v in data["tensors"].items()}
+
+
+def write_manifests(describe: Callable[[str], dict[str, tuple[int, ...]]], sources: dict[str, str]) -> None:
+    """Rewrite ``NAME.json`` next to this module for every name in ``sources``."""
+    from facevox.io.atomic import atomic_write_json
+
+    here = Path(__file__).parent
+    for name, source in sources.items():
+        tensors = {k: list(v) for k, v in describe(name).items()}
+        atomic_write_json(
+            here / f"{name}.json", {"format": MANIFEST_FORMAT, "source": source, "tensors": tensors}
+        )
+        logging.getLogger(__name__).info("%s: %d tensors", name, len(tensors))

@@ -26,14 +26,9 @@ Run ``python -m facevox.models.manifests.describe`` to rewrite the JSON files.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from facevox.io.atomic import atomic_write_json
-from facevox.models.manifests import MANIFEST_FORMAT
-
-logger = logging.getLogger(__name__)
+from facevox.models.manifests import write_manifests
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -133,14 +128,8 @@ SOURCES = {
 
 
 def main() -> None:
-    """Rewrite every manifest next to this module."""
-    here = Path(__file__).parent
-    for name in ("ovi", "iap"):
-        tensors = {k: list(v) for k, v in describe(name).items()}
-        atomic_write_json(
-            here / f"{name}.json", {"format": MANIFEST_FORMAT, "source": SOURCES[name], "tensors": tensors}
-        )
-        logger.info("%s: %d tensors", name, len(tensors))
+    """Rewrite this module's manifests next to it."""
+    write_manifests(describe, SOURCES)
 
 
 if __name__ == "__main__":
