@@ -121,12 +121,16 @@ class Codec(Protocol):
 
 
 class MonoAudioCodecMixin:
-    """Geometry and statistics of a mono audio codec (the class defines ``time_stride`` and
-    ``latent_channels``)."""
+    """Geometry, statistics and the normalised coding of a mono log-mel audio codec. The class defines
+    ``time_stride``, ``latent_channels``, ``raw_posterior(audio)`` and a ``vae`` whose ``decode`` maps
+    raw latents to log-mels."""
 
     stats: LatentStats
     time_stride: int
     latent_channels: int
+    vae: torch.nn.Module
+
+    def raw_posterior(self, audio: torch.Tensor) -> LatentDist: ...
 
     @property
     def audio_channels(self) -> int:
@@ -140,3 +144,16 @@ class MonoAudioCodecMixin:
         if len(stats.mean) != self.latent_channels:
             raise ValueError(f"stats have {len(stats.mean)} channels, codec has {self.latent_channels}")
         self.stats = stats
+
+    @torch.no_grad()
+    def encode(self, audio: torch.Tensor) -> LatentDist:
+        """(B, 1, S) in [-1, 1] -> normalised LatentDist of (B, C, ceil(S / time_stride))."""
+        raw = self.raw_posterior(audio)
+        return LatentDist(mean=self.stats.normalise(raw.mean), std=self.stats.scale_std(raw.std))
+
+    @torch.no_grad()
+    def decode_mel(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised (B, C, n) -> log-mel (B, M, F)."""
+        if z.ndim != 3 or z.shape[1] != self.latent_channels:
+            raise ValueError(f"latents must be (B, {self.latent_channels}, n), got {tuple(z.shape)}")
+        return self.vae.decode(self.stats.denormalise(z))

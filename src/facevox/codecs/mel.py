@@ -167,19 +167,6 @@ class MelAudioCodec(MonoAudioCodecMixin, nn.Module):
         return self.vae.encode(self.log_mel(audio))
 
     @torch.no_grad()
-    def encode(self, audio: torch.Tensor) -> LatentDist:
-        """(B, 1, S) in [-1, 1] at 16 kHz -> normalised LatentDist of (B, C, ceil(S / 640))."""
-        raw = self.raw_posterior(audio)
-        return LatentDist(mean=self.stats.normalise(raw.mean), std=self.stats.scale_std(raw.std))
-
-    @torch.no_grad()
-    def decode_mel(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, C, n) -> log-mel (B, M, 4n)."""
-        if z.ndim != 3 or z.shape[1] != self.latent_channels:
-            raise ValueError(f"latents must be (B, {self.latent_channels}, n), got {tuple(z.shape)}")
-        return self.vae.decode(self.stats.denormalise(z))
-
-    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised (B, C, n) -> waveform (B, 1, n * 640) through Griffin-Lim (seeded, repeatable)."""
         return self.griffin_lim(self.decode_mel(z), torch.Generator().manual_seed(0))

@@ -142,18 +142,11 @@ class MMAudioCodec(MonoAudioCodecMixin, nn.Module):
         mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)  # (B, n_fft/2+1, F)
         return torch.log10((self.mel_fb.to(mag.dtype) @ mag).clamp_min(1e-5))
 
-    @torch.no_grad()
-    def encode(self, audio: torch.Tensor) -> LatentDist:
-        """(B, 1, S) at 16 kHz -> normalised LatentDist of (B, C, ceil(S / 512))."""
+    def raw_posterior(self, audio: torch.Tensor) -> LatentDist:
+        """(B, 1, S) at 16 kHz -> un-normalised posterior of (B, C, ceil(S / 512)); ``encode`` (the
+        mixin) normalises it, ``decode_mel`` maps normalised latents to (B, M, 2n) log10-mels."""
         mean, std = self.vae.encode(self.log_mel(audio))
-        return LatentDist(mean=self.stats.normalise(mean), std=self.stats.scale_std(std))
-
-    @torch.no_grad()
-    def decode_mel(self, z: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, C, n) -> log10-mel (B, M, 2n)."""
-        if z.ndim != 3 or z.shape[1] != self.latent_channels:
-            raise ValueError(f"latents must be (B, {self.latent_channels}, n), got {tuple(z.shape)}")
-        return self.vae.decode(self.stats.denormalise(z))
+        return LatentDist(mean=mean, std=std)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
