@@ -96,3 +96,20 @@ def test_mel_audio_training_writes_loadable_codec(clips, tmp_path):
     codec = load_trained(out)
     assert isinstance(codec, MelAudioCodec) and codec.time_stride == 640
     assert codec.decode(codec.encode(torch.zeros(1, 1, 1280)).mean).shape == (1, 1, 1280)
+
+
+def test_video_training_starts_from_init_weights_and_rejects_other_shapes(clips, tmp_path):
+    from facevox.codecs.training import TrainCodecConfig, VideoCodecConfig, build_codec
+
+    first = tmp_path / "first"
+    cmd = ["train-codec", "video", "--data", str(clips)]
+    assert main([*cmd, "--out", str(first), *TINY_VIDEO, "steps=1"]) == 0
+    video = VideoCodecConfig(base_dim=8, z_dim=4, size=16, short_side=20)
+    start = build_codec(TrainCodecConfig(init=str(first), video=video))
+    saved = load_trained(first).vae.state_dict()
+    fresh = build_codec(TrainCodecConfig(video=video)).vae.state_dict()
+    for key, value in start.vae.state_dict().items():
+        torch.testing.assert_close(value, saved[key], msg=key)
+    assert any(not torch.equal(fresh[k], saved[k]) for k in saved)  # the load did something
+    with pytest.raises(ValueError, match="does not match the configured video codec"):
+        build_codec(TrainCodecConfig(init=str(first), video=VideoCodecConfig(base_dim=8, z_dim=6)))

@@ -67,6 +67,9 @@ class AudioCodecConfig:
 @dataclass(frozen=True, kw_only=True)
 class TrainCodecConfig:
     kind: Literal["video", "audio"] = "video"
+    init: str = (
+        ""  # codec folder to start from (fine-tuning; same architecture, loaded strictly); "" = random
+    )
     steps: int = 2000  # optimiser steps to reach
     time_budget_min: float = 18.0  # stop (and finish) after this much training wall time in one run
     batch_size: int = 4
@@ -87,6 +90,26 @@ AnyCodec = WanVideoCodec | OobleckAudioCodec | MelAudioCodec
 
 
 def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
+    """The codec to train: random weights of the configured architecture, or ``cfg.init``'s weights.
+
+    With ``init`` the configured architecture must match the folder's exactly (strict load; a
+    mismatch names the first differing key or shape).
+    """
+    codec = _fresh_codec(cfg)
+    if cfg.init:
+        start = type(codec).from_pretrained(cfg.init)
+        ours, theirs = codec.vae.state_dict(), start.vae.state_dict()
+        bad = sorted(set(ours) ^ set(theirs)) or [k for k in ours if ours[k].shape != theirs[k].shape]
+        if bad:
+            raise ValueError(
+                f"init={cfg.init} does not match the configured {cfg.kind} codec: {bad[0]} (and {len(bad) - 1} more)"
+            )
+        codec.vae.load_state_dict(theirs, strict=True)
+        log.info("starting from the %s codec in %s", cfg.kind, cfg.init)
+    return codec
+
+
+def _fresh_codec(cfg: TrainCodecConfig) -> AnyCodec:
     if cfg.kind == "video":
         v = cfg.video
         return WanVideoCodec.from_config(
