@@ -3,41 +3,19 @@ key layout, two shards): strict, lazy (meta build + assign), checks before readi
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from facevox.models import DualTowerConfig, TowerConfig
-from facevox.models.manifests.describe import Dims, describe
+from facevox.models.manifests.describe import describe
 from facevox.release import ReleaseError, load_release, load_release_model
 
-DIMS = Dims(dim=48, ffn=96, depth=2, text=16, freq=32, video_channels=8, audio_channels=5)
-CFG = DualTowerConfig(
-    name="iap-reduced",
-    video=TowerConfig(in_channels=8, dim=48, heads=4, ffn_dim=96, ref_params="copy"),
-    audio=TowerConfig(in_channels=5, dim=48, heads=4, ffn_dim=96, ref_params="shared"),
-    depth=2,
-    text_dim=16,
-    freq_dim=32,
-    audio_ref_start=630,
-    audio_ref_slot_gap=187,
-)
-
-
-def _release(root: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    src = {k: torch.randn(*v, generator=g) for k, v in (shapes or describe("iap", DIMS)).items()}
-    (root / "IAP").mkdir(parents=True)
-    save_file(
-        {k: v for k, v in src.items() if k.startswith("video_model.")}, str(root / "IAP" / "a.safetensors")
-    )
-    save_file(
-        {k: v for k, v in src.items() if k.startswith("audio_model.")}, str(root / "IAP" / "b.safetensors")
-    )
-    save_file({"unrelated.weight": torch.zeros(2)}, str(root / "other.safetensors"))
-    return src
+sys.path.insert(0, str(Path(__file__).parent))
+from release_fixtures import CFG, DIMS  # noqa: E402
+from release_fixtures import write_transformer as _release  # noqa: E402
 
 
 def test_release_transformer_loads_strictly(tmp_path: Path) -> None:
@@ -92,5 +70,12 @@ def test_full_release_names_what_is_missing(tmp_path: Path) -> None:
     t5 = tmp_path / "umt5-xxl"
     t5.mkdir()
     (t5 / "config.json").write_text('{"model_type": "umt5"}')
-    with pytest.raises(ReleaseError, match="MMAudio"):
+    with pytest.raises(
+        ReleaseError, match=r"no MMAudio 16 kHz codec folder \(config.json of an MMAudioCodec\); put MMAudio"
+    ):
+        load_release(tmp_path)
+    pickles = tmp_path / "MMAudio" / "ext_weights"
+    pickles.mkdir(parents=True)
+    (pickles / "v1-16.pth").write_bytes(b"")
+    with pytest.raises(ReleaseError, match=r"found MMAudio's pickles \(v1-16.pth\): convert them once"):
         load_release(tmp_path)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="pipeline folder (a training run's release/)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="pipeline folder (a training run's release/)")
+    source.add_argument(
+        "--model-dir",
+        help="a folder laid out like the Identity-as-Presence release's ckpts/ (docs/release.md); "
+        "its weights were trained single-subject",
+    )
     p.add_argument(
         "--person",
         action="append",
@@ -82,8 +88,12 @@ def run(args: argparse.Namespace) -> int:
                 use_voices=not (args.no_references or args.no_voice_references),
             )
         ]
-    pipe = FacevoxPipeline.from_pretrained(
-        args.model, device=args.device, dtype=getattr(torch, args.dtype), offload=args.offload
+    loader = FacevoxPipeline.from_release if args.model_dir else FacevoxPipeline.from_pretrained
+    pipe = loader(
+        args.model_dir or args.model,
+        device=args.device,
+        dtype=getattr(torch, args.dtype),
+        offload=args.offload,
     )
     for r in requests:  # everything is checked before the first clip is generated
         pipe.check(r)

@@ -211,6 +211,27 @@ class FacevoxPipeline:
             source=str(folder),
         )
 
+    @classmethod
+    def from_release(
+        cls,
+        folder: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.bfloat16,
+        offload: bool = False,
+    ) -> FacevoxPipeline:
+        """A folder laid out like the Identity-as-Presence release's ``ckpts/`` (``docs/release.md``).
+
+        The released weights were trained single-subject; several people run mechanically (one identity
+        slot each, the paper's design), untested in quality.
+        """
+        from facevox.release import load_release
+
+        model, video, audio, text, d = load_release(folder, dtype=dtype)
+        names = set(PipelineSettings.__dataclass_fields__)
+        settings = PipelineSettings(**{k: v for k, v in d.items() if k in names})
+        return cls(model, video, audio, text, settings, device=device, offload=offload, source=str(folder))
+
     # ------------------------------------------------------------------ preparation
     def _on(self, module: torch.nn.Module) -> torch.nn.Module:
         return module.to(self.device) if self.offload else module

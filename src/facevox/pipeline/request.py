@@ -1,8 +1,10 @@
 """What a user asks for: people (faces + voice), a script of who says what, and render settings.
 
-Scripts: the simple form ``[alice] Hello there. [bob] Hi!`` (names must be given people), or a
-structured caption (the curation format, ``docs/curate.md``) as a dict / JSON file. Both become the
-structured caption the model was trained on, rendered with the paper's tags.
+Scripts: the simple form ``[alice] Hello there. [bob] Hi!`` (names must be given people), a
+structured caption (the curation format, ``docs/curate.md``) as a dict / JSON file, or a caption
+already written in the release's tagged format (``<REF_1_S>a tall man<REF_1_E> says <S1>Hello.<E1>``,
+Ovi's ``<S>...<E>`` for one person, ``Audio: ...``), which is used as is: ``<REF_k_*>`` / ``<Sk>`` bind
+to the k-th given person. The first two are rendered with the paper's tags.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facevox.codecs.tags import caption_tags, slot_ids, tag_roles
 from facevox.curate.captions import render
 
 
@@ -81,6 +84,61 @@ def parse_script(script: str) -> list[tuple[str, str]]:
 
 
 _POSITIONS = {1: ["centre"], 2: ["left", "right"], 3: ["left", "centre", "right"]}
+_TAG = re.compile(r"<(?:REF_\d+_[SE]|[SE]\d*)>")
+
+
+def is_tagged(script: str) -> bool:
+    """Whether ``script`` is a caption in the release's tagged format (rather than ``[name] text``)."""
+    return bool(_TAG.search(script)) and not script.lstrip().startswith("[")
+
+
+def tagged_turns(text: str, req: GenerationRequest) -> list[dict[str, Any]]:
+    """The spoken lines of a tagged caption: ``<Sk>...<Ek>`` -> person k (``<S>`` for one person)."""
+    n = len(req.people)
+    pieces = [p for p in re.split(f"({_TAG.pattern})", text) if p]
+    try:
+        slots = slot_ids(pieces, tag_roles(max(n, 1)))
+    except ValueError as e:
+        raise RequestError(f"tagged caption: {e}") from e
+    for tag in set(_TAG.findall(text)):
+        k = int(re.sub(r"\D", "", tag) or 0)
+        if tag not in caption_tags(max(n, 1)) or k > n:
+            raise RequestError(
+                f"tagged caption uses {tag} but {n} {'person was' if n == 1 else 'people were'} given"
+            )
+        if k == 0 and n > 1:
+            raise RequestError(f"tagged caption: {tag} names no speaker; with {n} people write <S1>...<E1>")
+    lines: list[list[Any]] = []  # [slot, text] per <Sk>...<Ek>
+    speaking = False
+    for piece, slot in zip(pieces, slots, strict=True):
+        if re.fullmatch(r"<S\d*>", piece):
+            lines.append([max(slot, 0), ""])  # <S> (one person) is person 1
+            speaking = True
+        elif re.fullmatch(r"<E\d*>", piece):
+            speaking = False
+        elif speaking and not _TAG.fullmatch(piece):
+            lines[-1][1] += piece
+    names = [p.name for p in req.people]
+    return _timed([(k, t.strip()) for k, t in lines if t.strip()], names, req.duration)
+
+
+def _timed(lines: list[tuple[int, str]], names: list[str], duration: float) -> list[dict[str, Any]]:
+    """Turns (slot, name, text, start, end) spread over ``duration`` in proportion to their words."""
+    words = [max(1, len(t.split())) for _, t in lines]
+    total, start, turns = sum(words), 0.0, []
+    for (k, text), w in zip(lines, words, strict=True):
+        span = duration * w / total
+        turns.append(
+            {
+                "slot": k,
+                "name": names[k],
+                "text": text,
+                "start": round(start, 2),
+                "end": round(start + span, 2),
+            }
+        )
+        start += span
+    return turns
 
 
 def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -107,19 +165,13 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
             for t in caption["speech"]
         ]
         return caption, turns
+    if is_tagged(req.script):
+        return {"tagged": req.script.strip()}, tagged_turns(req.script, req)
     lines = parse_script(req.script)
     unknown = sorted({n for n, _ in lines} - set(slot_of))
     if unknown:
         raise RequestError(f"script names {unknown} but only {sorted(slot_of)} have references (--person)")
-    words = [max(1, len(t.split())) for _, t in lines]
-    total, t = sum(words), 0.0
-    turns = []
-    for (n, text), w in zip(lines, words, strict=True):
-        span = req.duration * w / total
-        turns.append(
-            {"slot": slot_of[n], "name": n, "text": text, "start": round(t, 2), "end": round(t + span, 2)}
-        )
-        t += span
+    turns = _timed([(slot_of[n], t) for n, t in lines], [p.name for p in req.people], req.duration)
     n = len(req.people)
     if n > 3:
         raise RequestError(f"at most 3 people per clip are supported, got {n}")
@@ -142,7 +194,8 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
 
 
 def caption_text(caption: dict[str, Any]) -> str:
-    return render(caption)
+    """The caption the text encoder reads: a tagged caption as given, else the rendered structure."""
+    return caption["tagged"] if "tagged" in caption else render(caption)
 
 
 def read_requests(path: str | Path) -> list[GenerationRequest]:

@@ -14,18 +14,25 @@ Accepted folder (``DIR``; every part found by content, not by a fixed file name)
   pickle and is not read;
 - the umT5-XXL encoder in transformers layout (``config.json`` with ``"model_type": "umt5"``,
   safetensors, tokenizer next to it or in ``../tokenizer``);
-- MMAudio's 16 kHz VAE + vocoder: not implemented in facevox yet; :func:`load_release` says so.
+- MMAudio's 16 kHz VAE + vocoder as a facevox MMAudio folder (``config.json`` with
+  ``"_class_name": "MMAudioCodec"``, ``vae.safetensors``, ``vocoder.safetensors``); the release's
+  ``MMAudio/ext_weights/{v1-16.pth,best_netG.pt}`` are pickles: ``facevox convert-mmaudio`` turns
+  them into that folder once, offline (:func:`load_release` says so when only the pickles are there);
+- optionally the release's inference YAML (``configs/ovi_fusion_id_5b_av_infer.yaml``, in ``DIR``,
+  ``DIR/configs`` or ``DIR/../configs``): its ``video_config`` / ``audio_config`` give the towers'
+  sizes (checked against what facevox supports); without it the size is ``iap-5b``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from safetensors import safe_open
 
 from facevox.models import DualTowerConfig, DualTowerDiT, get_config
@@ -65,7 +72,9 @@ class ReleaseParts:
     transformer: tuple[Path, ...]
     video_vae: Path | None
     text_encoder: Path | None
-    mmaudio: tuple[Path, ...]
+    mmaudio: Path | None  # a facevox MMAudio folder
+    mmaudio_pickles: tuple[Path, ...]  # MMAudio's original .pth / .pt files (need converting)
+    release_yaml: Path | None
 
 
 def _keys(path: Path) -> list[str]:
@@ -95,20 +104,80 @@ def find_parts(folder: str | Path) -> ReleaseParts:
             f"{root}: no safetensors file holds the release transformer (looked for {MARKER_KEY!r}); "
             "an Ovi checkpoint without the *_prime copies loads with layout 'ovi' instead"
         )
-    video_vae = text = None
+    video_vae = text = mmaudio = None
     for cfg in sorted(root.rglob("config.json")):
         d = _config_json(cfg)
         if d.get("z_dim") == 48 and video_vae is None:
             video_vae = cfg.parent
         if d.get("model_type") == "umt5" and text is None:
             text = cfg.parent
-    mmaudio = tuple(sorted(p for p in root.rglob("*") if p.is_file() and "mmaudio" in str(p).lower()))
-    return ReleaseParts(tuple(transformer), video_vae, text, mmaudio)
+        if d.get("_class_name") == "MMAudioCodec" and mmaudio is None:
+            mmaudio = cfg.parent
+    pickles = tuple(sorted({*root.rglob("v1-16.pth"), *root.rglob("best_netG.pt")}))
+    return ReleaseParts(tuple(transformer), video_vae, text, mmaudio, pickles, _release_yaml(root))
 
 
-def release_config(base: DualTowerConfig | None = None) -> DualTowerConfig:
-    """``iap-5b`` (or ``base`` at another width, for tests) as the release runs it."""
-    return base or get_config("iap-5b")
+def _release_yaml(root: Path) -> Path | None:
+    for where in (root, root / "configs", root.parent / "configs"):
+        for path in sorted(where.glob("*.yaml")):
+            d = yaml.safe_load(path.read_text()) if path.is_file() else None
+            if isinstance(d, dict) and {"video_config", "audio_config"} <= d.keys():
+                return path
+    return None
+
+
+def config_from_yaml(path: Path) -> DualTowerConfig:
+    """The towers' sizes from the release's inference YAML, as an ``iap-5b``-shaped config.
+
+    ReleaseError when the file asks for something facevox does not implement (another patch size,
+    unequal depths, no qk-norm / cross-attention norm, an audio voice offset that is not an int).
+    """
+    d = yaml.safe_load(path.read_text())
+    v, a = d["video_config"], d["audio_config"]
+    base = get_config("iap-5b")
+    problems = [
+        f"{name}.{key}={cfg.get(key)!r}"
+        for name, cfg, want in (("video_config", v, [1, 2, 2]), ("audio_config", a, [1]))
+        for key, ok in (
+            ("patch_size", list(cfg.get("patch_size", want)) == want),
+            ("qk_norm", cfg.get("qk_norm", True) is True),
+            ("cross_attn_norm", cfg.get("cross_attn_norm", True) is True),
+            ("support_x_prime", cfg.get("support_x_prime", True) is True),
+        )
+        if not ok
+    ]
+    if v["num_layers"] != a["num_layers"]:
+        problems.append(f"num_layers video {v['num_layers']} != audio {a['num_layers']}")
+    if problems:
+        raise ReleaseError(f"{path}: unsupported release settings: {', '.join(problems)}")
+    text_dim = int(d.get("text_encoder_kwargs", {}).get("dim", base.text_dim))
+    try:
+        return replace(
+            base,
+            name="iap-release",
+            video=replace(
+                base.video, in_channels=v["in_dim"], dim=v["dim"], heads=v["num_heads"], ffn_dim=v["ffn_dim"]
+            ),
+            audio=replace(
+                base.audio, in_channels=a["in_dim"], dim=a["dim"], heads=a["num_heads"], ffn_dim=a["ffn_dim"]
+            ),
+            depth=v["num_layers"],
+            text_dim=text_dim,
+            freq_dim=v.get("freq_dim", base.freq_dim),
+            rope_time_scale=float(a.get("temporal_rope_scaling_factor", base.rope_time_scale)),
+            audio_ref_start=int(a.get("x_prime_rope_offsets", [base.audio_ref_start])[0]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ReleaseError(f"{path}: bad release config ({e})") from e
+
+
+def release_config(base: DualTowerConfig | None = None, parts: ReleaseParts | None = None) -> DualTowerConfig:
+    """``base`` if given, else the release YAML's sizes if the folder has one, else ``iap-5b``."""
+    if base is not None:
+        return base
+    if parts is not None and parts.release_yaml is not None:
+        return config_from_yaml(parts.release_yaml)
+    return get_config("iap-5b")
 
 
 def check_layout(
@@ -140,7 +209,7 @@ def load_release_model(
     release's function unchanged. ``config`` overrides the size (tests use a reduced width).
     """
     parts = find_parts(folder)
-    cfg = release_config(config)
+    cfg = release_config(config, parts)
     shapes: dict[str, tuple[int, ...]] = {}
     owner: dict[str, Path] = {}
     for path in parts.transformer:
@@ -179,20 +248,42 @@ def load_release(
     *,
     dtype: torch.dtype = torch.bfloat16,
     device: str | torch.device = "cpu",
+    config: DualTowerConfig | None = None,
 ) -> tuple[DualTowerDiT, Any, Any, Any, dict[str, Any]]:
     """(model, video_codec, audio_codec, text_encoder, pipeline settings) from a release folder.
 
-    Checks every part's presence before reading any weights. The audio side needs MMAudio's 16 kHz
-    VAE and vocoder, which facevox does not implement yet: ReleaseError says so (before loading
-    anything) rather than returning a half pipeline. Use :func:`load_release_model` for the towers.
+    Every part's presence is checked before any weight is read. The towers load in ``dtype``, the
+    codecs and the text encoder in float32 (the pipeline moves each to ``device`` when it runs).
+    ``settings`` are :data:`RELEASE_SETTINGS` plus the text encoder's folder.
     """
+    from facevox.codecs.mmaudio import MMAudioCodec
+    from facevox.codecs.text import T5TextEncoder
+    from facevox.codecs.video import WanVideoCodec
+
     parts = find_parts(folder)
     if parts.video_vae is None:
         raise ReleaseError(f"{folder}: no Wan2.2 VAE in diffusers layout (config.json with z_dim 48)")
     if parts.text_encoder is None:
         raise ReleaseError(f"{folder}: no umT5 encoder in transformers layout (config.json, model_type umt5)")
-    raise ReleaseError(
-        f"{folder}: the release's audio codec (MMAudio 16 kHz VAE + vocoder"
-        f"{', found ' + str(len(parts.mmaudio)) + ' files' if parts.mmaudio else ''}) is not implemented "
-        "in facevox yet; load_release_model() loads the towers"
+    if parts.mmaudio is None:
+        hint = (
+            f"found MMAudio's pickles ({', '.join(p.name for p in parts.mmaudio_pickles)}): convert them once with "
+            f"`facevox convert-mmaudio {parts.mmaudio_pickles[0].parent} {parts.mmaudio_pickles[0].parent.parent / 'facevox'}`"
+            if parts.mmaudio_pickles
+            else "put MMAudio's ext_weights/v1-16.pth and best_netG.pt there and run `facevox convert-mmaudio`"
+        )
+        raise ReleaseError(
+            f"{folder}: no MMAudio 16 kHz codec folder (config.json of an MMAudioCodec); {hint}"
+        )
+    text_dir = parts.text_encoder
+    if text_dir.name == "text_encoder" and (text_dir.parent / "tokenizer").is_dir():
+        text_dir = text_dir.parent  # diffusers pipeline layout: text_encoder/ + tokenizer/
+    model = load_release_model(folder, dtype=dtype, device=device, config=config)
+    video = WanVideoCodec.from_pretrained(parts.video_vae)
+    audio = MMAudioCodec.from_pretrained(parts.mmaudio)
+    text = T5TextEncoder.from_pretrained(text_dir, max_length=RELEASE_SETTINGS["max_caption_tokens"])
+    settings = {**RELEASE_SETTINGS, "text_encoder": str(text_dir)}
+    logger.info(
+        "release: video VAE %s, audio codec %s, text encoder %s", parts.video_vae, parts.mmaudio, text_dir
     )
+    return model, video, audio, text, settings
