@@ -100,7 +100,7 @@ def tagged_turns(text: str, req: GenerationRequest) -> list[dict[str, Any]]:
         slots = slot_ids(pieces, tag_roles(max(n, 1)))
     except ValueError as e:
         raise RequestError(f"tagged caption: {e}") from e
-    for tag in set(_TAG.findall(text)):
+    for tag in dict.fromkeys(_TAG.findall(text)):  # in order of appearance: the first misfit is named
         k = int(re.sub(r"\D", "", tag) or 0)
         if tag not in caption_tags(max(n, 1)) or k > n:
             raise RequestError(
