@@ -113,3 +113,13 @@ def test_video_training_starts_from_init_weights_and_rejects_other_shapes(clips,
     assert any(not torch.equal(fresh[k], saved[k]) for k in saved)  # the load did something
     with pytest.raises(ValueError, match="does not match the configured video codec"):
         build_codec(TrainCodecConfig(init=str(first), video=VideoCodecConfig(base_dim=8, z_dim=6)))
+
+
+def test_video_image_term_is_trained_and_logged(clips, tmp_path):
+    import json
+
+    out = tmp_path / "images"
+    args = [*TINY_VIDEO, "steps=1", "video.image_batch=2", "video.image_size=16"]
+    assert main(["train-codec", "video", "--data", str(clips), "--out", str(out), *args]) == 0
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["image"] > 0 and row["loss"] > row["l1"] + row["l2"]

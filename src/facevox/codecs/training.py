@@ -46,6 +46,10 @@ class VideoCodecConfig:
     size: int = 64  # training crop size (pixels, square)
     short_side: int = 72  # clips are resized to this short side before cropping
     l2_weight: float = 1.0  # MSE term beside the L1 term
+    # single frames per step beside the clips, at ``image_size``: the causal VAE codes frame 0 (and
+    # every face reference, a one-frame latent) on its own path, which clip losses weight 1/frames
+    image_batch: int = 0
+    image_size: int = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,10 +143,24 @@ def sample_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -
     return bank.audio_batch(cfg.batch_size, cfg.audio.segment_samples, gen)
 
 
+def image_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -> torch.Tensor | None:
+    """``video.image_batch`` single frames (B, 3, 1, S, S), or None when the run trains on clips only."""
+    v = cfg.video
+    if cfg.kind != "video" or not v.image_batch:
+        return None
+    return bank.video_batch(v.image_batch, 1, v.image_size, gen)
+
+
 def codec_loss(
-    cfg: TrainCodecConfig, codec: AnyCodec, x: torch.Tensor, gen: torch.Generator
+    cfg: TrainCodecConfig,
+    codec: AnyCodec,
+    x: torch.Tensor,
+    gen: torch.Generator,
+    images: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss and its parts for one batch, through a sampled latent (the VAE objective)."""
+    """Total loss and its parts for one batch, through a sampled latent (the VAE objective).
+
+    ``images``: single frames for the video codec's image term (``video.image_batch``)."""
     if isinstance(codec, MelAudioCodec):
         mel = codec.log_mel(x)  # (B, M, F)
         post = codec.vae.encode(mel)
@@ -165,6 +183,14 @@ def codec_loss(
         stft = multires_stft_loss(recon, x)
         total = cfg.audio.l1_weight * l1 + cfg.audio.stft_weight * stft + cfg.kl_weight * kl
         parts = {"l1": l1.item(), "stft": stft.item(), "kl": kl.item()}
+    if cfg.kind == "video" and cfg.video.image_batch:
+        if images is None:
+            raise ValueError("video.image_batch > 0 needs the image batch")
+        post = codec.raw_posterior(images)
+        recon = codec.vae.decode(post.sample(gen)).sample
+        img = (recon - images).abs().mean() + cfg.video.l2_weight * (recon - images).pow(2).mean()
+        total = total + img + cfg.kl_weight * gaussian_kl(post)
+        parts["image"] = img.item()
     parts["loss"] = total.item()
     return total, parts
 
@@ -242,7 +268,7 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     with (out / "metrics.jsonl").open("a") as metrics:
         while step < cfg.steps:
             x = sample_batch(cfg, bank, gen)
-            loss, parts = codec_loss(cfg, codec, x, gen)
+            loss, parts = codec_loss(cfg, codec, x, gen, image_batch(cfg, bank, gen))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
