@@ -164,6 +164,22 @@ def test_encode_resumes_and_redoes_a_truncated_sample(
         torch.testing.assert_close(getattr(after, name), before[name], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # two spawned workers each import torch, diffusers and MiniLM
+def test_encode_with_two_workers_writes_the_same_shards(
+    curated: Path, codecs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    a = encode(_cfg(codecs), curated, one, progress=False)
+    b = encode(_cfg(codecs, workers=2, threads=2), curated, two, progress=False)
+    assert (a["windows"], a["skipped"]) == (b["windows"], b["skipped"]) == (4, 2)
+    assert read_index(one) == read_index(two)
+    assert (one / "skipped.jsonl").read_text() == (two / "skipped.jsonl").read_text()
+    for e in read_index(one):
+        x, y = read_sample(one / e.file), read_sample(two / e.file)
+        for name in ("video_mean", "audio_mean", "face_refs", "voice_refs_self", "caption"):
+            torch.testing.assert_close(getattr(y, name), getattr(x, name), atol=1e-4, rtol=1e-4)
+
+
 def test_encode_errors_before_work(tmp_path: Path, codecs: tuple[Path, Path]) -> None:
     with pytest.raises(EncodeError, match="manifest.jsonl"):
         encode(_cfg(codecs), tmp_path, tmp_path / "out", progress=False)

@@ -71,13 +71,16 @@ class EncodeConfig:
     max_caption_tokens: int = 128
     heldout_fraction: float = 0.2  # share of curated person ids held out for validation (seeded choice)
     seed: int = 0
-    threads: int = 2
+    threads: int = 2  # torch threads in all (split between the workers)
+    workers: int = 1  # processes, each with its own codecs; windows of one video stay in one process
 
     def __post_init__(self) -> None:
         if (self.window_frames - 1) % 4 or self.window_frames < 5:
             raise ValueError(f"window_frames must be 1 + 4k >= 5, got {self.window_frames}")
         if self.width % 16 or self.height % 16:
             raise ValueError(f"width and height must be multiples of 16, got {self.width}x{self.height}")
+        if self.workers < 1 or self.threads < 1:
+            raise ValueError(f"workers and threads must be >= 1, got {self.workers} and {self.threads}")
         if not 0 <= self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
 
@@ -265,6 +268,89 @@ class _Encoder:
         )
 
 
+_ENCODER: _Encoder | None = None  # one per worker process
+_ENCODE_ERRORS = (MediaError, ReferenceError, ShardError, OSError, KeyError)
+
+
+def _worker_init(cfg: EncodeConfig, curated: Path) -> None:
+    global _ENCODER
+    torch.set_num_threads(max(1, cfg.threads // cfg.workers))
+    _ENCODER = _Encoder(cfg, curated, load_codecs(cfg))
+
+
+def _encode_windows(
+    enc: _Encoder, jobs: list[tuple[dict[str, Any], int, str, str, Path]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Encode and write each ``(record, f0, window id, split, path)``; per job ``("ok", shapes)`` or
+    ``("skip", reason)``. Jobs are the windows of one video, so its decoded clip is read once."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for rec, f0, wid, split, path in jobs:
+        try:
+            sample = enc.window(rec, f0, wid, split)
+        except _ENCODE_ERRORS as e:
+            out.append(("skip", {"sample_id": wid, "reason": type(e).__name__, "detail": str(e)[:300]}))
+            continue
+        write_sample(path, sample)
+        out.append(("ok", _shapes(sample)))
+    return out
+
+
+def _encode_windows_in_worker(
+    jobs: list[tuple[dict[str, Any], int, str, str, Path]],
+) -> list[tuple[str, dict[str, Any]]]:
+    if _ENCODER is None:
+        raise RuntimeError("encode worker used before _worker_init")
+    return _encode_windows(_ENCODER, jobs)
+
+
+def _shapes(sample: LatentSample) -> dict[str, Any]:
+    return {
+        "num_slots": sample.num_slots,
+        "video_shape": list(sample.video_mean.shape),
+        "audio_frames": int(sample.audio_mean.shape[0]),
+    }
+
+
+def _run_jobs(
+    cfg: EncodeConfig,
+    curated: Path,
+    codecs: Codecs,
+    jobs: list[tuple[dict[str, Any], int, str, str, Path]],
+    bar: Any,
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Results by window id, in this process (``workers=1``) or in a process pool, one video per task."""
+    by_video: dict[str, list[tuple[dict[str, Any], int, str, str, Path]]] = {}
+    for job in jobs:
+        by_video.setdefault(job[0]["video_path"], []).append(job)
+    results: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def collect(
+        group: list[tuple[dict[str, Any], int, str, str, Path]], res: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        for job, r in zip(group, res, strict=True):
+            results[job[2]] = r
+        bar.update(len(group))
+
+    if cfg.workers == 1 or len(by_video) < 2:
+        enc = _Encoder(cfg, curated, codecs)
+        for group in by_video.values():
+            collect(group, _encode_windows(enc, group))
+        return results
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(
+        max_workers=min(cfg.workers, len(by_video)),
+        mp_context=mp.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(cfg, curated),
+    ) as pool:
+        futures = {pool.submit(_encode_windows_in_worker, g): g for g in by_video.values()}
+        for fut in as_completed(futures):
+            collect(futures[fut], fut.result())
+    return results
+
+
 def _windows(rec: dict[str, Any], cfg: EncodeConfig) -> list[int]:
     n = rec["end_frame"] - rec["start_frame"]
     k = min(cfg.windows_per_sample, n // cfg.window_frames)
@@ -290,7 +376,6 @@ def encode(
     null = codecs.text.encode([""])
     n0 = int(null.mask[0].sum())
     write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
-    enc = _Encoder(cfg, curated, codecs)
     entries: list[IndexEntry] = []
     skipped: list[dict[str, Any]] = []
     made = reused = 0
@@ -311,10 +396,12 @@ def encode(
                     "detail": f"{rec['end_frame'] - rec['start_frame']} frames < {cfg.window_frames}",
                 }
             )
-    for rec, f0 in tqdm(todo, desc="encode", unit="window", disable=not progress):
+    # 1. what exists already (resume) and what is skipped before any work; 2. the rest, encoded
+    planned: list[tuple[dict[str, Any], int, str, str, dict[str, Any] | None]] = []
+    jobs: list[tuple[dict[str, Any], int, str, str, Path]] = []
+    for rec, f0 in todo:
         wid = f"{rec['sample_id']}_f{f0:05d}"
-        people = [s["person_id"] for s in rec["subjects"]]
-        held = {p in heldout for p in people}
+        held = {s["person_id"] in heldout for s in rec["subjects"]}
         if len(held) != 1:
             skipped.append(
                 {"sample_id": wid, "reason": "mixed_split", "detail": "train and held-out people together"}
@@ -322,31 +409,33 @@ def encode(
             continue
         split = "heldout" if held == {True} else "train"
         path = out / "samples" / f"{wid}.safetensors"
-        sample = None
+        shapes = None
         if path.is_file():
             try:
-                sample, reused = read_sample(path), reused + 1
+                shapes, reused = _shapes(read_sample(path)), reused + 1
             except ShardError as e:
                 log.warning("redoing %s: %s", path, e)
-        if sample is None:
-            try:
-                sample = enc.window(rec, f0, wid, split)
-            except (MediaError, ReferenceError, ShardError, OSError, KeyError) as e:
-                skipped.append({"sample_id": wid, "reason": type(e).__name__, "detail": str(e)[:300]})
+        if shapes is None:
+            jobs.append((rec, f0, wid, split, path))
+        planned.append((rec, f0, wid, split, shapes))
+    with tqdm(total=len(todo), initial=reused, desc="encode", unit="window", disable=not progress) as bar:
+        results = _run_jobs(cfg, curated, codecs, jobs, bar)
+    for rec, _, wid, split, shapes in planned:
+        if shapes is None:
+            status, info = results[wid]
+            if status == "skip":
+                skipped.append(info)
                 continue
-            write_sample(path, sample)
-            made += 1
+            shapes, made = info, made + 1
             media_seconds += cfg.window_frames / float(rec["fps"])
         entries.append(
             IndexEntry(
                 sample_id=wid,
                 file=f"samples/{wid}.safetensors",
                 split=split,
-                num_slots=sample.num_slots,
-                person_ids=people,
-                video_shape=list(sample.video_mean.shape),
-                audio_frames=int(sample.audio_mean.shape[0]),
+                person_ids=[s["person_id"] for s in rec["subjects"]],
                 duration=cfg.window_frames / float(rec["fps"]),
+                **shapes,
             )
         )
     wall = time.perf_counter() - t_start
