@@ -1,10 +1,11 @@
 """Codec benchmark on a synthetic world's held-out people (never seen by train-codec).
 
-Video (``--video``): clips resized to a short side of 72 px and centre-cropped to 64x64 (the
-training view), first 17 frames, encoded and decoded with the posterior mean. Prints PSNR and SSIM
-over all frames, and dlib face identity (similarity ``1 - distance``, both images upsampled to
-256 px, face box from the ground truth) between original and reconstruction, beside the bars of the
-same original view: same person in another clip ("self-similarity") and different people.
+Video (``--video``): clips resized to ``--width x --height`` as ``facevox encode`` does (128x96),
+first ``--frames`` frames (25, encode's window), encoded and decoded with the posterior mean. Prints
+PSNR and SSIM over all frames (and of frame 0 alone: face references are one-frame latents), and
+dlib face identity (similarity ``1 - distance``, both images upsampled 4x, face box from the ground
+truth) between original and reconstruction, beside the bars of the same original view: same person
+in another clip ("self-similarity") and different people.
 
 Audio (``--audio``): the first ``--seconds`` of each clip's 16 kHz speech through the codec. Prints
 log-mel L1 (80 mels) and resemblyzer cosine similarity original vs reconstruction, beside the same
@@ -42,18 +43,14 @@ def heldout_clips(world: Path, limit: int) -> list[dict]:
     return out[:limit]
 
 
-def training_view(
-    video: np.ndarray, short_side: int = 72, size: int = 64
-) -> tuple[torch.Tensor, float, int, int]:
-    """(T, H, W, 3) uint8 -> (3, T, size, size) in [-1, 1], with the scale and crop offsets used."""
-    frames = torch.from_numpy(video).permute(0, 3, 1, 2).float()
-    h, w = frames.shape[-2:]
-    scale = short_side / min(h, w)
-    nh, nw = round(h * scale), round(w * scale)
-    frames = F.interpolate(frames, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    y0, x0 = (nh - size) // 2, (nw - size) // 2
-    crop = frames[:, :, y0 : y0 + size, x0 : x0 + size].clamp(0, 255).round()
-    return crop.permute(1, 0, 2, 3) / 127.5 - 1.0, scale, y0, x0
+def encode_view(video: np.ndarray, width: int, height: int) -> tuple[torch.Tensor, float, float]:
+    """(T, H, W, 3) uint8 -> (3, T, height, width) in [-1, 1], resized as ``facevox encode`` does
+    (OpenCV area interpolation of the whole frame), with the x and y scales used."""
+    import cv2
+
+    small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in video])
+    x = torch.from_numpy(small).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+    return x, width / video.shape[2], height / video.shape[1]
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -66,10 +63,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / max(mse, 1e-10))
 
 
-def face_embedding_64(
-    frame: np.ndarray, box: list[float], scale: float, y0: int, x0: int
-) -> np.ndarray | None:
-    """dlib embedding of a 64x64 view upsampled to 256 px, face box mapped from the full frame."""
+def face_embedding_view(frame: np.ndarray, box: list[float], sx: float, sy: float) -> np.ndarray | None:
+    """dlib embedding of a face in the encode view upsampled 4x, face box mapped from the full frame."""
     up = 4
     big = np.asarray(
         F.interpolate(
@@ -79,13 +74,8 @@ def face_embedding_64(
         .byte()
         .permute(1, 2, 0)
     )
-    bx = [
-        (box[0] * scale - x0) * up,
-        (box[1] * scale - y0) * up,
-        (box[2] * scale - x0) * up,
-        (box[3] * scale - y0) * up,
-    ]
-    bx = [float(np.clip(v, 0, big.shape[0] - 1)) for v in bx]
+    bx = [box[0] * sx * up, box[1] * sy * up, box[2] * sx * up, box[3] * sy * up]
+    bx = [float(np.clip(v, 0, lim - 1)) for v, lim in zip(bx, (big.shape[1], big.shape[0]) * 2, strict=True)]
     if bx[2] - bx[0] < 40 or bx[3] - bx[1] < 40:
         return None
     emb = face_embeddings(big, [bx])
@@ -101,7 +91,7 @@ def pair_bars(embs: dict[str, list[np.ndarray]], sim) -> tuple[float, float]:  #
     return (float(np.mean(same)) if same else float("nan")), (float(np.mean(diff)) if diff else float("nan"))
 
 
-def bench_video(world: Path, folder: Path, clips: list[dict], frames: int) -> dict:
+def bench_video(world: Path, folder: Path, clips: list[dict], frames: int, width: int, height: int) -> dict:
     from skimage.metrics import structural_similarity
 
     codec = WanVideoCodec.from_pretrained(folder)
@@ -110,7 +100,7 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int) -> di
     t0 = time.perf_counter()
     for info in clips:
         video = read_av(world / "videos" / f"{info['clip_id']}.mp4", max_frames=frames).video
-        x, scale, y0, x0 = training_view(video[:frames])
+        x, sx, sy = encode_view(video[:frames], width, height)
         with torch.no_grad():
             y = codec.decode(codec.encode(x[None]).mean)[0]
         person = info["people"][0]
@@ -119,8 +109,8 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int) -> di
             psnrs.append(psnr(a, b))
             ssims.append(structural_similarity(a, b, channel_axis=2, data_range=255))
         for t in (0, frames - 1):
-            ea = face_embedding_64(to_uint8(x[:, t]), person["boxes"][t], scale, y0, x0)
-            eb = face_embedding_64(to_uint8(y[:, t]), person["boxes"][t], scale, y0, x0)
+            ea = face_embedding_view(to_uint8(x[:, t]), person["boxes"][t], sx, sy)
+            eb = face_embedding_view(to_uint8(y[:, t]), person["boxes"][t], sx, sy)
             if ea is not None and eb is not None:
                 recon_sims.append(1 - float(np.linalg.norm(ea - eb)))
             if ea is not None and t == 0:
@@ -138,7 +128,9 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int) -> di
         "face_sim_same_person_other_clip": same,
         "face_sim_different_people": diff,
         "recon_over_self_similarity": recon / same,
-        "latent_shape": list(codec.latent_shape(frames, 64, 64)),
+        "view": f"{width}x{height}",
+        "psnr_db_first_frame": float(np.mean(psnrs[::frames])),
+        "latent_shape": list(codec.latent_shape(frames, height, width)),
         "seconds": seconds,
     }
 
@@ -203,7 +195,9 @@ def main() -> None:
     p.add_argument("--video", type=Path, help="a trained video codec folder")
     p.add_argument("--audio", type=Path, help="a trained audio codec folder")
     p.add_argument("--clips", type=int, default=12, help="held-out single-person clips to use")
-    p.add_argument("--frames", type=int, default=17, help="video frames per clip (1 + 4k)")
+    p.add_argument("--frames", type=int, default=25, help="video frames per clip (1 + 4k; encode's window)")
+    p.add_argument("--width", type=int, default=128, help="frames resized to this (encode's default)")
+    p.add_argument("--height", type=int, default=96)
     p.add_argument("--seconds", type=float, default=4.0, help="audio seconds per clip")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
@@ -213,7 +207,7 @@ def main() -> None:
         raise SystemExit(f"no held-out single-person clips in {args.world}")
     report = {}
     if args.video:
-        report["video"] = bench_video(args.world, args.video, clips, args.frames)
+        report["video"] = bench_video(args.world, args.video, clips, args.frames, args.width, args.height)
     if args.audio:
         report["audio"] = bench_audio(args.world, args.audio, clips, args.seconds)
     print(json.dumps(report, indent=2))

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Reproduce the tiny model shipped in src/facevox/assets/models/tiny (and the tiny video codec it was
+# trained with) from nothing: a synthetic world of its own people -> curate -> encode -> base
+# pre-training -> stages 1, 2, 3 -> release. Every step resumes when rerun. On 2 CPU cores this takes
+# about two hours; the figures of the run that made the shipped weights are in its PROVENANCE.json.
+#
+#   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
+#
+# The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN="${1:-runs/shipped}"
+FV=.venv/bin/facevox
+BASE_STEPS="${BASE_STEPS:-4500}"
+STAGE_STEPS="${STAGE_STEPS:-600}"
+mkdir -p "$RUN"
+
+$FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people 64 --heldout-people 6 --num-clips 220 --seed 1
+.venv/bin/python -c "from pathlib import Path; from facevox.demo import link_train_clips; \
+print(link_train_clips(Path('$RUN/world'), Path('$RUN/train_videos')), 'train clips')"
+
+# The video codec: the 9-frame codec of commit 3447c01 fine-tuned on 25-frame windows + single frames.
+if [ ! -f "$RUN/codec-video/diffusion_pytorch_model.safetensors" ]; then
+  mkdir -p "$RUN/codec-init"
+  for f in config.json diffusion_pytorch_model.safetensors; do
+    git show "3447c01:src/facevox/assets/codecs/video/$f" > "$RUN/codec-init/$f"
+  done
+  $FV train-codec video --recipe recipes/codec_video_tiny.yaml --data "$RUN/world" --out "$RUN/codec-video" \
+    init="$RUN/codec-init"
+fi
+
+$FV curate --recipe recipes/curate_synth_world.yaml "$RUN/train_videos" "$RUN/curated"
+$FV encode "$RUN/curated" "$RUN/shards" video_codec="$RUN/codec-video" windows_per_sample=3 workers=2
+
+$FV train --recipe recipes/base_tiny.yaml data="$RUN/shards" out="$RUN/train/base" \
+  steps="$BASE_STEPS" batch_size=8 warmup=200 ema_decay=0.998 eval_every=500 checkpoint_every=250 log_every=50
+prev="$RUN/train/base"
+for stage in stage1 stage2 stage3; do
+  $FV train --recipe "recipes/${stage}_tiny.yaml" data="$RUN/shards" out="$RUN/train/$stage" init="$prev" \
+    steps="$STAGE_STEPS" batch_size=8 warmup=50 ema_decay=0.995 eval_every=250 checkpoint_every=250 log_every=50
+  prev="$RUN/train/$stage"
+done
+echo "release: $prev/release (copy release/model/* into src/facevox/assets/models/tiny/)"
