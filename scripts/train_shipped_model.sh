@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
-BASE_STEPS="${BASE_STEPS:-4500}"
-STAGE_STEPS="${STAGE_STEPS:-600}"
+BASE_STEPS="${BASE_STEPS:-3500}"
+STAGE_STEPS="${STAGE_STEPS:-500}"
 mkdir -p "$RUN"
 
 $FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people 64 --heldout-people 6 --num-clips 220 --seed 1
@@ -40,4 +40,4 @@ for stage in stage1 stage2 stage3; do
     steps="$STAGE_STEPS" batch_size=8 warmup=50 ema_decay=0.995 eval_every=250 checkpoint_every=250 log_every=50
   prev="$RUN/train/$stage"
 done
-echo "release: $prev/release (copy release/model/* into src/facevox/assets/models/tiny/)"
+.venv/bin/python scripts/ship_model.py "$RUN"  # -> src/facevox/assets/models/tiny (+ PROVENANCE.json)

@@ -1,0 +1,72 @@
+"""Copy a finished stage-3 run's release model into the package, with its PROVENANCE.json.
+
+    .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
+
+PROVENANCE.json records, per stage, the resolved training config, the held-out loss at the first and
+last evaluation, and the identity diagnostic (``ref_gain_*``: held-out loss without a modality's
+references minus with them), read from each run's ``config.yaml`` and ``metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from facevox.training.metrics import read_metrics
+
+STAGES = ("base", "stage1", "stage2", "stage3")
+DEST = Path(__file__).resolve().parent.parent / "src" / "facevox" / "assets" / "models" / "tiny"
+
+
+def stage_record(run: Path) -> dict:
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    evals = [r for r in read_metrics(run) if "val_loss" in r]
+    if not evals:
+        raise SystemExit(f"{run} has no held-out evaluation in metrics.jsonl")
+    keep = ("step", "val_loss", "val_video", "val_audio", "ref_gain_video", "ref_gain_audio")
+    train = [r for r in read_metrics(run) if "samples_per_s" in r]
+    return {
+        "strategy": cfg["strategy"],
+        "steps": cfg["steps"],
+        "config": cfg,
+        "first_eval": {k: evals[0][k] for k in keep if k in evals[0]},
+        "last_eval": {k: evals[-1][k] for k in keep if k in evals[-1]},
+        "samples_per_s_median": sorted(r["samples_per_s"] for r in train)[len(train) // 2] if train else None,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", type=Path, help="RUN folder: RUN/train/{base,stage1,stage2,stage3}, RUN/world")
+    p.add_argument("--train", type=Path, help="training runs folder (default RUN/train)")
+    p.add_argument("--world", type=Path, help="the world the data came from (default RUN/world)")
+    args = p.parse_args()
+    train, world = args.train or args.run / "train", args.world or args.run / "world"
+    release = train / "stage3" / "release" / "model" / "model.safetensors"
+    if not release.is_file():
+        raise SystemExit(f"no finished stage 3 at {release}")
+    world_cfg = yaml.safe_load((world / "config.yaml").read_text())
+    shards = Path(yaml.safe_load((train / "base" / "config.yaml").read_text())["data"])
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    provenance = {
+        "made_by": "scripts/train_shipped_model.sh, then scripts/ship_model.py",
+        "world": world_cfg,
+        "shards": json.loads((shards / "encode.json").read_text())["counts"],
+        "stages": [stage_record(train / s) for s in STAGES],
+        "commit": commit.strip(),
+        "date": date.today().isoformat(),
+    }
+    DEST.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(release, DEST / "model.safetensors")
+    (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"wrote {DEST}")
+
+
+if __name__ == "__main__":
+    main()
