@@ -71,9 +71,8 @@ class AudioCodecConfig:
 @dataclass(frozen=True, kw_only=True)
 class TrainCodecConfig:
     kind: Literal["video", "audio"] = "video"
-    init: str = (
-        ""  # codec folder to start from (fine-tuning; same architecture, loaded strictly); "" = random
-    )
+    # codec folder to start from (fine-tuning; same architecture, loaded strictly); "" = random weights
+    init: str = ""
     steps: int = 2000  # optimiser steps to reach
     time_budget_min: float = 18.0  # stop (and finish) after this much training wall time in one run
     batch_size: int = 4
@@ -151,6 +150,11 @@ def image_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) ->
     return bank.video_batch(v.image_batch, 1, v.image_size, gen)
 
 
+def _pixel_losses(recon: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean absolute and mean squared pixel error."""
+    return (recon - x).abs().mean(), (recon - x).pow(2).mean()
+
+
 def codec_loss(
     cfg: TrainCodecConfig,
     codec: AnyCodec,
@@ -173,8 +177,7 @@ def codec_loss(
     recon = codec.vae.decode(z).sample
     kl = gaussian_kl(post)
     if cfg.kind == "video":
-        l1 = (recon - x).abs().mean()
-        l2 = (recon - x).pow(2).mean()
+        l1, l2 = _pixel_losses(recon, x)
         total = l1 + cfg.video.l2_weight * l2 + cfg.kl_weight * kl
         parts = {"l1": l1.item(), "l2": l2.item(), "kl": kl.item()}
     else:
@@ -187,8 +190,8 @@ def codec_loss(
         if images is None:
             raise ValueError("video.image_batch > 0 needs the image batch")
         post = codec.raw_posterior(images)
-        recon = codec.vae.decode(post.sample(gen)).sample
-        img = (recon - images).abs().mean() + cfg.video.l2_weight * (recon - images).pow(2).mean()
+        img_l1, img_l2 = _pixel_losses(codec.vae.decode(post.sample(gen)).sample, images)
+        img = img_l1 + cfg.video.l2_weight * img_l2
         total = total + img + cfg.kl_weight * gaussian_kl(post)
         parts["image"] = img.item()
     parts["loss"] = total.item()
