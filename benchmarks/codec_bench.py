@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from facevox.codecs.training import load_trained
 from facevox.codecs.video import WanVideoCodec
+from facevox.data.encode import video_tensor
 from facevox.io.media import read_av
 from facevox.recognisers.faces import face_embeddings
 from facevox.recognisers.voices import voice_embedding
@@ -44,13 +45,9 @@ def heldout_clips(world: Path, limit: int) -> list[dict]:
 
 
 def encode_view(video: np.ndarray, width: int, height: int) -> tuple[torch.Tensor, float, float]:
-    """(T, H, W, 3) uint8 -> (3, T, height, width) in [-1, 1], resized as ``facevox encode`` does
-    (OpenCV area interpolation of the whole frame), with the x and y scales used."""
-    import cv2
-
-    small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in video])
-    x = torch.from_numpy(small).permute(3, 0, 1, 2).float() / 127.5 - 1.0
-    return x, width / video.shape[2], height / video.shape[1]
+    """(T, H, W, 3) uint8 -> (3, T, height, width) in [-1, 1], exactly as ``facevox encode`` resizes,
+    with the x and y scales used."""
+    return video_tensor(video, width, height)[0], width / video.shape[2], height / video.shape[1]
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -131,7 +131,7 @@ def codec_dir(cfg: EncodeConfig, kind: str) -> Path:
     return Path(folder) if folder else default_codec_dir(kind)
 
 
-def _video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
+def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (1, 3, T, height, width) in [-1, 1]."""
     small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
     return torch.from_numpy(small).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
@@ -174,7 +174,7 @@ class _Encoder:
         if av.video.shape[0] < f0 + T:
             raise MediaError(f"{rec['video_path']} has {av.video.shape[0]} frames, the window needs {f0 + T}")
         fps, sr = float(rec["fps"]), 16_000
-        video = self.c.video.encode(_video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height))
+        video = self.c.video.encode(video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height))
         a0 = round(f0 / fps * sr)
         n = round(T / fps * sr)
         seg = np.zeros(n, np.float32)
@@ -268,6 +268,16 @@ class _Encoder:
         )
 
 
+class _Job(NamedTuple):
+    """One window to encode and where its shard goes."""
+
+    rec: dict[str, Any]
+    f0: int
+    wid: str
+    split: str
+    path: Path
+
+
 _ENCODER: _Encoder | None = None  # one per worker process
 _ENCODE_ERRORS = (MediaError, ReferenceError, ShardError, OSError, KeyError)
 
@@ -278,10 +288,8 @@ def _worker_init(cfg: EncodeConfig, curated: Path) -> None:
     _ENCODER = _Encoder(cfg, curated, load_codecs(cfg))
 
 
-def _encode_windows(
-    enc: _Encoder, jobs: list[tuple[dict[str, Any], int, str, str, Path]]
-) -> list[tuple[str, dict[str, Any]]]:
-    """Encode and write each ``(record, f0, window id, split, path)``; per job ``("ok", shapes)`` or
+def _encode_windows(enc: _Encoder, jobs: list[_Job]) -> list[tuple[str, dict[str, Any]]]:
+    """Encode and write each job's window; per job ``("ok", shapes)`` or
     ``("skip", reason)``. Jobs are the windows of one video, so its decoded clip is read once."""
     out: list[tuple[str, dict[str, Any]]] = []
     for rec, f0, wid, split, path in jobs:
@@ -296,7 +304,7 @@ def _encode_windows(
 
 
 def _encode_windows_in_worker(
-    jobs: list[tuple[dict[str, Any], int, str, str, Path]],
+    jobs: list[_Job],
 ) -> list[tuple[str, dict[str, Any]]]:
     if _ENCODER is None:
         raise RuntimeError("encode worker used before _worker_init")
@@ -315,20 +323,18 @@ def _run_jobs(
     cfg: EncodeConfig,
     curated: Path,
     codecs: Codecs,
-    jobs: list[tuple[dict[str, Any], int, str, str, Path]],
+    jobs: list[_Job],
     bar: Any,
 ) -> dict[str, tuple[str, dict[str, Any]]]:
     """Results by window id, in this process (``workers=1``) or in a process pool, one video per task."""
-    by_video: dict[str, list[tuple[dict[str, Any], int, str, str, Path]]] = {}
+    by_video: dict[str, list[_Job]] = {}
     for job in jobs:
-        by_video.setdefault(job[0]["video_path"], []).append(job)
+        by_video.setdefault(job.rec["video_path"], []).append(job)
     results: dict[str, tuple[str, dict[str, Any]]] = {}
 
-    def collect(
-        group: list[tuple[dict[str, Any], int, str, str, Path]], res: list[tuple[str, dict[str, Any]]]
-    ) -> None:
+    def collect(group: list[_Job], res: list[tuple[str, dict[str, Any]]]) -> None:
         for job, r in zip(group, res, strict=True):
-            results[job[2]] = r
+            results[job.wid] = r
         bar.update(len(group))
 
     if cfg.workers == 1 or len(by_video) < 2:
@@ -397,8 +403,7 @@ def encode(
                 }
             )
     # 1. what exists already (resume) and what is skipped before any work; 2. the rest, encoded
-    planned: list[tuple[dict[str, Any], int, str, str, dict[str, Any] | None]] = []
-    jobs: list[tuple[dict[str, Any], int, str, str, Path]] = []
+    planned: list[tuple[_Job, dict[str, Any] | None]] = []  # every window, with its shapes if on disk
     for rec, f0 in todo:
         wid = f"{rec['sample_id']}_f{f0:05d}"
         held = {s["person_id"] in heldout for s in rec["subjects"]}
@@ -415,12 +420,11 @@ def encode(
                 shapes, reused = _shapes(read_sample(path)), reused + 1
             except ShardError as e:
                 log.warning("redoing %s: %s", path, e)
-        if shapes is None:
-            jobs.append((rec, f0, wid, split, path))
-        planned.append((rec, f0, wid, split, shapes))
+        planned.append((_Job(rec, f0, wid, split, path), shapes))
+    jobs = [job for job, shapes in planned if shapes is None]
     with tqdm(total=len(todo), initial=reused, desc="encode", unit="window", disable=not progress) as bar:
         results = _run_jobs(cfg, curated, codecs, jobs, bar)
-    for rec, _, wid, split, shapes in planned:
+    for (rec, _, wid, split, _), shapes in planned:
         if shapes is None:
             status, info = results[wid]
             if status == "skip":
