@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
 BASE_STEPS="${BASE_STEPS:-3500}"
-STAGE_STEPS="${STAGE_STEPS:-500}"
+STAGE_STEPS="${STAGE_STEPS:-800}"
 mkdir -p "$RUN"
 
 $FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people 64 --heldout-people 6 --num-clips 220 --seed 1

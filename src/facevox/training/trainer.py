@@ -53,7 +53,7 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
     )
 
 
-def _init_dir(init: str) -> Path:
+def model_dir_of(init: str) -> Path:
     """A previous run folder (its ``release/model``) or a model folder."""
     p = Path(init)
     for cand in (p / "release" / "model", p / "model", p):
@@ -66,7 +66,7 @@ def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
     if not cfg.init:
         torch.manual_seed(cfg.seed)
         return DualTowerDiT(mcfg)
-    model = DualTowerDiT.from_pretrained(_init_dir(cfg.init))
+    model = DualTowerDiT.from_pretrained(model_dir_of(cfg.init))
     if model.config != mcfg:
         raise TrainError(
             f"init weights {cfg.init} have config {model.config.name} with channels "
@@ -120,7 +120,8 @@ class Validator:
         n = min(cfg.val_batches, sum(len(b) // bs for b in sampler.buckets))
         self.batches = [ds.batch(next(sampler)) for _ in range(n)]
 
-    def _losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
+    def losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
+        """Mean (video, audio) loss over the fixed batches under ``objective`` (its dropout applied)."""
         lv, la = [], []
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
@@ -142,11 +143,11 @@ class Validator:
             return {}
         was_training = model.training
         model.eval()
-        v, a = self._losses(model, self.objective)
+        v, a = self.losses(model, self.objective)
         out = {"val_video": v, "val_audio": a, "val_loss": v + a}
         if self.strategy.references != "none":
-            nv, _ = self._losses(model, dataclasses.replace(self.objective, drop_faces=1.0))
-            _, na = self._losses(model, dataclasses.replace(self.objective, drop_voices=1.0))
+            nv, _ = self.losses(model, dataclasses.replace(self.objective, drop_faces=1.0))
+            _, na = self.losses(model, dataclasses.replace(self.objective, drop_voices=1.0))
             out["ref_gain_video"], out["ref_gain_audio"] = nv - v, na - a
         model.train(was_training)
         return out
