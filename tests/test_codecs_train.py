@@ -123,3 +123,27 @@ def test_video_image_term_is_trained_and_logged(clips, tmp_path):
     assert main(["train-codec", "video", "--data", str(clips), "--out", str(out), *args]) == 0
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["image"] > 0 and row["loss"] > row["l1"] + row["l2"]
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_decoder_fine_tune_keeps_encoder_and_latent_stats(clips, tmp_path, kind):
+    from safetensors.torch import load_file as load
+
+    tiny = TINY_VIDEO if kind == "video" else ["audio.mel_width=16", "audio.latent_channels=4",
+                                                "audio.segment_samples=2560", "batch_size=2",
+                                                "stats_batches=1", "threads=1", "log_every=1"]
+    cmd = ["train-codec", kind, "--data", str(clips)]
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    assert main([*cmd, "--out", str(first), *tiny, "steps=1"]) == 0
+    assert main([*cmd, "--out", str(tuned), *tiny, "steps=2", "lr=1e-2", "trainable=decoder", f"init={first}"]) == 0
+    a, b = load_trained(first), load_trained(tuned)
+    before, after = a.vae.state_dict(), b.vae.state_dict()
+    enc = [k for k in before if not k.startswith(("decoder.", "post_quant_conv."))]
+    dec = [k for k in before if k.startswith("decoder.")]
+    assert enc and dec
+    for k in enc:
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(after[k], before[k]) for k in dec)
+    assert b.stats == a.stats
+    assert load(str(tuned / CHECKPOINT))  # resumable state written as for a full run
+    assert main([*cmd, "--out", str(tmp_path / "bad"), *tiny, "steps=1", "trainable=decoder"]) == 2

@@ -73,6 +73,9 @@ class TrainCodecConfig:
     kind: Literal["video", "audio"] = "video"
     # codec folder to start from (fine-tuning; same architecture, loaded strictly); "" = random weights
     init: str = ""
+    # "all" | "decoder": the encoder frozen at init's weights with init's latent statistics, so the
+    # latents (and shards and models trained on them) stay valid while the reconstruction improves
+    trainable: Literal["all", "decoder"] = "all"
     steps: int = 2000  # optimiser steps to reach
     time_budget_min: float = 18.0  # stop (and finish) after this much training wall time in one run
     batch_size: int = 4
@@ -87,6 +90,12 @@ class TrainCodecConfig:
     seed: int = 0
     video: VideoCodecConfig = field(default_factory=VideoCodecConfig)
     audio: AudioCodecConfig = field(default_factory=AudioCodecConfig)
+
+    def __post_init__(self) -> None:
+        if self.trainable not in ("all", "decoder"):
+            raise ValueError(f"trainable must be 'all' or 'decoder', got {self.trainable!r}")
+        if self.trainable == "decoder" and not self.init:
+            raise ValueError("trainable=decoder fine-tunes a trained codec: give init=CODEC_DIR")
 
 
 AnyCodec = WanVideoCodec | OobleckAudioCodec | MelAudioCodec
@@ -134,6 +143,23 @@ def _fresh_codec(cfg: TrainCodecConfig) -> AnyCodec:
             a.sample_rate,
         )
     )
+
+
+DECODER_PREFIXES = ("decoder.", "post_quant_conv.")  # the decoding half of every codec VAE here
+
+
+def trainable_parameters(cfg: TrainCodecConfig, model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Set ``requires_grad`` per ``cfg.trainable`` and return the parameters to optimise."""
+    if cfg.trainable == "all":
+        return list(model.requires_grad_(True).parameters())
+    params = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(name.startswith(DECODER_PREFIXES))
+        if p.requires_grad:
+            params.append(p)
+    if not params:
+        raise ValueError(f"no decoder parameters ({', '.join(DECODER_PREFIXES)}) in {type(model).__name__}")
+    return params
 
 
 def sample_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -> torch.Tensor:
@@ -251,8 +277,9 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     torch.manual_seed(cfg.seed)
     codec = build_codec(cfg)
-    model = codec.vae.train().requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    model = codec.vae.train()
+    params = trainable_parameters(cfg, model)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     if (out / CHECKPOINT).is_file():
@@ -274,7 +301,7 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
             loss, parts = codec_loss(cfg, codec, x, gen, image_batch(cfg, bank, gen))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             step += 1
             bar.update(1)
@@ -290,7 +317,10 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     bar.close()
     save_state(out / CHECKPOINT, model, opt, gen, step)
     codec.vae.eval().requires_grad_(False)
-    codec.set_stats(measure_stats(cfg, codec, bank, gen))
+    if cfg.trainable == "decoder":  # the latents are init's: so are their statistics
+        codec.set_stats(type(codec).from_pretrained(cfg.init).stats)
+    else:
+        codec.set_stats(measure_stats(cfg, codec, bank, gen))
     codec.save_pretrained(out)
     log.info("wrote %s codec (step %d) to %s", cfg.kind, step, out)
     return out
