@@ -168,3 +168,25 @@ def test_cli_generate_single_person(pipe_dir: Path, inputs, tmp_path: Path) -> N
         )
         == 2
     )
+
+
+def test_cli_no_references_applies_to_every_request_of_a_file(pipe_dir: Path, inputs, tmp_path: Path) -> None:
+    """The benchmark floor: ``--requests FILE --no-references`` must drop the references of each request."""
+    from facevox.cli import main
+
+    person = {"name": "alice", "faces": [str(inputs["alice.png"])], "voice": str(inputs["alice.wav"])}
+    reqs = tmp_path / "requests.jsonl"
+    reqs.write_text(
+        "".join(
+            json.dumps({"name": n, "people": [person], "script": "[alice] hi", "duration": 0.4}) + "\n"
+            for n in "ab"
+        )
+    )
+    base = ["generate", "--model", str(pipe_dir), "--requests", str(reqs), "--steps", "1"]
+    assert main([*base, "--out", str(tmp_path / "floor"), "--no-references"]) == 0
+    assert main([*base, "--out", str(tmp_path / "faces"), "--no-voice-references"]) == 0
+    for n in "ab":
+        floor = json.loads((tmp_path / "floor" / f"{n}.json").read_text())
+        faces = json.loads((tmp_path / "faces" / f"{n}.json").read_text())
+        assert floor["references_used"] == {"faces": False, "voices": False}
+        assert faces["references_used"] == {"faces": True, "voices": False}

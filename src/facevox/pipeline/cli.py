@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -67,8 +68,15 @@ def run(args: argparse.Namespace) -> int:
     from facevox.pipeline.request import parse_person, read_requests
 
     cfg = load(GenerateConfig, args.recipe, args.overrides, solver=args.solver, steps=args.steps)
-    if args.requests:
-        requests = read_requests(args.requests)
+    no_faces = args.no_references or args.no_face_references
+    no_voices = args.no_references or args.no_voice_references
+    if args.requests:  # the flags apply to every request of the file (the floor of a benchmark)
+        requests = [
+            dataclasses.replace(
+                r, use_faces=r.use_faces and not no_faces, use_voices=r.use_voices and not no_voices
+            )
+            for r in read_requests(args.requests)
+        ]
     else:
         if not args.person or not args.script:
             raise RequestError("give --person (one per person) and --script, or --requests FILE")
@@ -84,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 width=args.width,
                 height=args.height,
-                use_faces=not (args.no_references or args.no_face_references),
-                use_voices=not (args.no_references or args.no_voice_references),
+                use_faces=not no_faces,
+                use_voices=not no_voices,
             )
         ]
     loader = FacevoxPipeline.from_release if args.model_dir else FacevoxPipeline.from_pretrained
