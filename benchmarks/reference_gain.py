@@ -66,7 +66,9 @@ def main() -> None:
     null = read_null_caption(args.data)
     validators = {
         (split, kind): Validator(
-            TrainConfig(data=args.data, val_split=split, batch_size=args.batch_size, val_batches=args.batches),
+            TrainConfig(
+                data=args.data, val_split=split, batch_size=args.batch_size, val_batches=args.batches
+            ),
             get_strategy(strategy),
             null,
         )

@@ -129,13 +129,26 @@ def test_video_image_term_is_trained_and_logged(clips, tmp_path):
 def test_decoder_fine_tune_keeps_encoder_and_latent_stats(clips, tmp_path, kind):
     from safetensors.torch import load_file as load
 
-    tiny = TINY_VIDEO if kind == "video" else ["audio.mel_width=16", "audio.latent_channels=4",
-                                                "audio.segment_samples=2560", "batch_size=2",
-                                                "stats_batches=1", "threads=1", "log_every=1"]
+    tiny = (
+        TINY_VIDEO
+        if kind == "video"
+        else [
+            "audio.mel_width=16",
+            "audio.latent_channels=4",
+            "audio.segment_samples=2560",
+            "batch_size=2",
+            "stats_batches=1",
+            "threads=1",
+            "log_every=1",
+        ]
+    )
     cmd = ["train-codec", kind, "--data", str(clips)]
     first, tuned = tmp_path / "first", tmp_path / "tuned"
     assert main([*cmd, "--out", str(first), *tiny, "steps=1"]) == 0
-    assert main([*cmd, "--out", str(tuned), *tiny, "steps=2", "lr=1e-2", "trainable=decoder", f"init={first}"]) == 0
+    assert (
+        main([*cmd, "--out", str(tuned), *tiny, "steps=2", "lr=1e-2", "trainable=decoder", f"init={first}"])
+        == 0
+    )
     a, b = load_trained(first), load_trained(tuned)
     before, after = a.vae.state_dict(), b.vae.state_dict()
     enc = [k for k in before if not k.startswith(("decoder.", "post_quant_conv."))]
