@@ -7,6 +7,9 @@
 #   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
 #
 # The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
+# The shipped codecs' decoders were fine-tuned alone afterwards (audio: recipes/codec_audio_decoder_tiny.yaml;
+# video: recipes/codec_video_tiny.yaml trainable=decoder time_budget_min=15, both with --data RUN/world);
+# their encoders and latent statistics are unchanged, so nothing below depends on that step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
