@@ -92,3 +92,25 @@ def test_frechet_distance() -> None:
     a, b = g.normal(size=(200, 4)), g.normal(size=(200, 4))
     assert frechet_distance(a, b) < 0.3 < frechet_distance(a, b + 1.0)
     assert frechet_distance(a[:1], b) is None
+
+
+def test_voice_specificity_is_own_minus_others_on_multi_person_clips(refs: Path, tmp_path: Path) -> None:
+    gen = _set(tmp_path / "gen", refs, face="astro.png", voice="same.wav")
+    side = json.loads((gen / "a.json").read_text())
+    side["people"].append(
+        {
+            "slot": 1,
+            "name": "bo",
+            "person_id": "bo",
+            "faces": [str(refs / "astro.png")],
+            "voice": str(refs / "other.wav"),
+        }
+    )
+    (gen / "a.json").write_text(json.dumps(side))
+    single = _set(tmp_path / "single", refs, face="astro.png", voice="same.wav")
+    res = evaluate(gen, tmp_path / "out", cfg=EvalConfig(asr=False), progress=False)
+    clip = res["sets"]["generated"]["clips"][0]
+    assert clip["voice_specificity"] == pytest.approx(clip["voice_sim"] - clip["voice_sim_other"])
+    assert clip["voice_specificity"] > 0  # closer to the first reference, as the floor test shows
+    one = evaluate(single, tmp_path / "out1", cfg=EvalConfig(asr=False), progress=False)
+    assert one["sets"]["generated"]["clips"][0]["voice_specificity"] is None  # nobody else to tell apart

@@ -197,6 +197,9 @@ def score_clip(
             vo.append(float(np.delete(sims, t["slot"]).mean()))
     out["voice_sim"] = float(np.mean(vs)) if vs else None
     out["voice_sim_other"] = float(np.mean(vo)) if vo else None
+    # own minus the others' similarity on the same turns: aggregated over multi-person clips only, it
+    # is the paired speaker-specificity figure (voice_sim's aggregate also covers single-person clips)
+    out["voice_specificity"] = out["voice_sim"] - out["voice_sim_other"] if vo else None
 
     # ---- lip sync and attribution: mouth motion of each slot's face vs the speech envelope change
     env_raw = speech_envelope(audio, sr, fps, F)

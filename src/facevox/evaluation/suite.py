@@ -30,6 +30,7 @@ METRICS = {
     "face_sim_other": False,
     "voice_sim": True,
     "voice_sim_other": False,
+    "voice_specificity": True,
     "sync_conf": True,
     "sync_dist": False,
     "attribution_acc": True,
