@@ -36,19 +36,17 @@ REFERENCES = {"self": "stage2", "cross": "stage3"}  # strategies whose batches f
 
 
 def gains(model: DualTowerDiT, validator: Validator) -> dict[str, float]:
-    """Held-out losses and condition gains of one model on one validator's fixed batches."""
-    o = validator.objective
-    v, a = validator.losses(model, o)
-    nf, _ = validator.losses(model, dataclasses.replace(o, drop_faces=1.0))
-    _, nv = validator.losses(model, dataclasses.replace(o, drop_voices=1.0))
-    tv, ta = validator.losses(model, dataclasses.replace(o, drop_text=1.0))
+    """Held-out losses and condition gains of one model on one validator's fixed batches: the
+    trainer's own evaluation (losses and reference gains), plus the caption's gain."""
+    val = validator(model)
+    tv, ta = validator.losses(model, dataclasses.replace(validator.objective, drop_text=1.0))
     return {
-        "video": v,
-        "audio": a,
-        "face_gain": nf - v,
-        "voice_gain": nv - a,
-        "text_gain_video": tv - v,
-        "text_gain_audio": ta - a,
+        "video": val["val_video"],
+        "audio": val["val_audio"],
+        "face_gain": val["ref_gain_video"],
+        "voice_gain": val["ref_gain_audio"],
+        "text_gain_video": tv - val["val_video"],
+        "text_gain_audio": ta - val["val_audio"],
     }
 
 

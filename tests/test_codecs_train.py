@@ -127,8 +127,6 @@ def test_video_image_term_is_trained_and_logged(clips, tmp_path):
 
 @pytest.mark.parametrize("kind", ["video", "audio"])
 def test_decoder_fine_tune_keeps_encoder_and_latent_stats(clips, tmp_path, kind):
-    from safetensors.torch import load_file as load
-
     tiny = (
         TINY_VIDEO
         if kind == "video"
@@ -158,5 +156,5 @@ def test_decoder_fine_tune_keeps_encoder_and_latent_stats(clips, tmp_path, kind)
         torch.testing.assert_close(after[k], before[k], rtol=0, atol=0, msg=k)
     assert any(not torch.equal(after[k], before[k]) for k in dec)
     assert b.stats == a.stats
-    assert load(str(tuned / CHECKPOINT))  # resumable state written as for a full run
+    assert load_file(str(tuned / CHECKPOINT))  # resumable state written as for a full run
     assert main([*cmd, "--out", str(tmp_path / "bad"), *tiny, "steps=1", "trainable=decoder"]) == 2

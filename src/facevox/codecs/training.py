@@ -102,7 +102,8 @@ AnyCodec = WanVideoCodec | OobleckAudioCodec | MelAudioCodec
 
 
 def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
-    """The codec to train: random weights of the configured architecture, or ``cfg.init``'s weights.
+    """The codec to train: random weights of the configured architecture, or ``cfg.init``'s weights
+    and latent statistics.
 
     With ``init`` the configured architecture must match the folder's exactly (strict load; a
     mismatch names the first differing key or shape).
@@ -117,6 +118,7 @@ def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
                 f"init={cfg.init} does not match the configured {cfg.kind} codec: {bad[0]} (and {len(bad) - 1} more)"
             )
         codec.vae.load_state_dict(theirs, strict=True)
+        codec.set_stats(start.stats)
         log.info("starting from the %s codec in %s", cfg.kind, cfg.init)
     return codec
 
@@ -317,9 +319,7 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     bar.close()
     save_state(out / CHECKPOINT, model, opt, gen, step)
     codec.vae.eval().requires_grad_(False)
-    if cfg.trainable == "decoder":  # the latents are init's: so are their statistics
-        codec.set_stats(type(codec).from_pretrained(cfg.init).stats)
-    else:
+    if cfg.trainable != "decoder":  # a frozen encoder keeps init's latents, so their statistics too
         codec.set_stats(measure_stats(cfg, codec, bank, gen))
     codec.save_pretrained(out)
     log.info("wrote %s codec (step %d) to %s", cfg.kind, step, out)
