@@ -45,6 +45,16 @@ def test_tiny_round_trip_shapes_and_strides():
     torch.testing.assert_close(image.mean[:, :, 0], dist.mean[:, :, 0], atol=1e-4, rtol=1e-4)
 
 
+def test_three_level_config_halves_the_space_stride():
+    codec = _tiny(dim_mult=(1, 2, 4))
+    assert (codec.time_stride, codec.space_stride) == (4, 4)
+    x = _clip(frames=9, size=32)
+    assert codec.encode(x).mean.shape == (1, 4, 3, 8, 8) == (1, *codec.latent_shape(9, 32, 32))
+    assert codec.decode(codec.encode(x).mean).shape == x.shape
+    with pytest.raises(ValueError, match="dim_mult needs 4 entries"):
+        tiny_wan_config(dim_mult=(1, 2))
+
+
 def test_geometry_errors():
     codec = _tiny()
     with pytest.raises(ValueError, match="1 \\+ k"):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from facevox.codecs.audio import OobleckAudioCodec, tiny_oobleck_config
 from facevox.codecs.base import LatentStats
-from facevox.codecs.data import MediaBank, list_clips
+from facevox.codecs.data import MediaBank, face_boxes, list_clips
 from facevox.codecs.losses import gaussian_kl, multires_stft_loss
 from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
 from facevox.codecs.video import WanVideoCodec, tiny_wan_config
@@ -38,7 +38,8 @@ CHECKPOINT = "checkpoint.safetensors"
 class VideoCodecConfig:
     base_dim: int = 16  # Wan VAE base width
     z_dim: int = 8  # latent channels
-    dim_mult: tuple[int, int, int, int] = (1, 2, 4, 4)  # width multiples per level (x8 space)
+    # width multiples per level: 4 levels = x8 space (Wan's layout), 3 levels = x4 space
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 1  # residual blocks per level
     # training clip length (1 + 4k); 5-frame training never exercises the causal cache across chunks
     # and then degrades on 17-frame clips (18.5 dB at 5 frames vs 13.9 dB at 17, codec_bench)
@@ -50,6 +51,9 @@ class VideoCodecConfig:
     # every face reference, a one-frame latent) on its own path, which clip losses weight 1/frames
     image_batch: int = 0
     image_size: int = 64
+    # share of clip and image crops centred on a face (a world's ground-truth boxes): identity is in
+    # the face, which random crops rarely frame whole
+    face_crop_fraction: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,7 +170,8 @@ def trainable_parameters(cfg: TrainCodecConfig, model: torch.nn.Module) -> list[
 
 def sample_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) -> torch.Tensor:
     if cfg.kind == "video":
-        return bank.video_batch(cfg.batch_size, cfg.video.frames, cfg.video.size, gen)
+        v = cfg.video
+        return bank.video_batch(cfg.batch_size, v.frames, v.size, gen, v.face_crop_fraction)
     return bank.audio_batch(cfg.batch_size, cfg.audio.segment_samples, gen)
 
 
@@ -175,7 +180,7 @@ def image_batch(cfg: TrainCodecConfig, bank: MediaBank, gen: torch.Generator) ->
     v = cfg.video
     if cfg.kind != "video" or not v.image_batch:
         return None
-    return bank.video_batch(v.image_batch, 1, v.image_size, gen)
+    return bank.video_batch(v.image_batch, 1, v.image_size, gen, v.face_crop_fraction)
 
 
 def _pixel_losses(recon: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -287,13 +292,15 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     if (out / CHECKPOINT).is_file():
         step = load_state(out / CHECKPOINT, model, opt, gen)
         log.info("resuming from step %d", step)
+    paths = list_clips(data)
     bank = MediaBank.load(
-        list_clips(data),
+        paths,
         want_video=cfg.kind == "video",
         want_audio=cfg.kind == "audio",
         sample_rate=cfg.audio.sample_rate,
         short_side=cfg.video.short_side,
         max_clips=cfg.max_clips,
+        boxes=face_boxes(data, paths) if cfg.kind == "video" and cfg.video.face_crop_fraction else None,
     )
     start = time.monotonic()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train-codec {cfg.kind}", unit="step")

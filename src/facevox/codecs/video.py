@@ -27,16 +27,22 @@ log = logging.getLogger(__name__)
 def tiny_wan_config(
     base_dim: int = 16, z_dim: int = 8, dim_mult: tuple[int, ...] = (1, 2, 4, 4), num_res_blocks: int = 1
 ) -> dict[str, Any]:
-    """An ``AutoencoderKLWan`` config with x4 time and x8 space strides at CPU size."""
-    if len(dim_mult) != 4:
-        raise ValueError(f"dim_mult needs 4 entries (3 downsamplings for x8 space), got {dim_mult}")
+    """An ``AutoencoderKLWan`` config at CPU size: x4 time, and x8 space with 4 ``dim_mult`` levels
+    (Wan's layout) or x4 space with 3 (a face spans twice the latent cells; the last two
+    downsamplings are the temporal ones either way)."""
+    if len(dim_mult) not in (3, 4):
+        raise ValueError(
+            f"dim_mult needs 4 entries (x8 space) or 3 (x4 space), got {len(dim_mult)}: {dim_mult}"
+        )
+    levels = len(dim_mult) - 1
     return {
         "base_dim": base_dim,
         "z_dim": z_dim,
         "dim_mult": list(dim_mult),
         "num_res_blocks": num_res_blocks,
         "attn_scales": [],
-        "temperal_downsample": [False, True, True],
+        "temperal_downsample": [False] * (levels - 2) + [True, True],
+        "scale_factor_spatial": 2**levels,
         "latents_mean": [0.0] * z_dim,
         "latents_std": [1.0] * z_dim,
     }
