@@ -11,8 +11,10 @@ import torch
 from facevox.data.loader import BucketSampler, LatentDataset
 from facevox.data.shards import ShardError, read_null_caption
 from facevox.models import DualTowerDiT, get_config
+from facevox.training.config import TrainConfig
 from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
 from facevox.training.strategies import get_strategy
+from facevox.training.trainer import Validator
 
 sys.path.insert(0, str(Path(__file__).parent))
 from latent_fixtures import write_shards  # noqa: E402
@@ -91,3 +93,44 @@ def test_sampler_resumes_and_ranks_split_the_global_batch(shards: Path) -> None:
         BucketSampler(entries, 64)
     with pytest.raises(ValueError, match="seed"):
         BucketSampler(entries, 3, seed=6).load_state_dict(state)
+
+
+def test_reference_augmentation_keeps_a_subset_with_at_least_one_view_and_a_contiguous_voice_span(
+    shards: Path,
+) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(8))
+    null = read_null_caption(shards)
+    off = ObjectiveConfig(drop_all=0, drop_faces=0, drop_voices=0)
+    on = ObjectiveConfig(drop_all=0, drop_faces=0, drop_voices=0, ref_view_keep=0.3, voice_ref_min_span=0.5)
+    s3 = get_strategy("stage3")
+    v0, a0, *_ = build_inputs(b, s3, off, null, sample_generators(0, 0, 0, range(8)))
+    assert torch.equal(v0.references.mask, b.face_refs_mask) and torch.equal(
+        a0.references.mask, b.voice_refs_mask
+    )
+    faces, voices = [], []
+    for step in range(6):
+        v, a, *_ = build_inputs(b, s3, on, null, sample_generators(0, step, 0, range(8)))
+        fm, vm = v.references.mask, a.references.mask
+        assert bool((fm <= b.face_refs_mask).all()) and bool((vm <= b.voice_refs_mask).all())  # subsets
+        had = b.face_refs_mask.any(-1)
+        assert torch.equal(fm.any(-1), had)  # every slot with views keeps one
+        n = b.voice_refs_mask.sum(-1)
+        kept = vm.sum(-1)
+        assert bool((kept[n > 0] >= torch.ceil(0.5 * n[n > 0].float())).all())
+        for row in vm[n > 0]:  # one contiguous span
+            idx = row.nonzero().flatten()
+            assert int(idx[-1] - idx[0] + 1) == len(idx)
+        faces.append(fm.sum())
+        voices.append(vm.sum())
+    assert max(faces) < b.face_refs_mask.sum() and max(voices) < b.voice_refs_mask.sum()  # it does cut
+
+
+def test_validation_sees_every_condition_whole() -> None:
+    aug = ObjectiveConfig(drop_text=0.5, drop_faces=0.3, ref_view_keep=0.5, voice_ref_min_span=0.5)
+    v = Validator(
+        TrainConfig(val_split="", objective=aug), get_strategy("stage3"), (torch.zeros(1), torch.zeros(1))
+    )
+    o = v.objective
+    assert (o.drop_text, o.drop_faces, o.drop_voices, o.drop_all) == (0, 0, 0, 0)
+    assert (o.ref_view_keep, o.voice_ref_min_span) == (1.0, 1.0)

@@ -37,9 +37,22 @@ class ObjectiveConfig:
     drop_voices: float = 0.1  # probability of no voice references
     drop_all: float = 0.05  # probability of dropping text, faces and voices together
     sample_posterior: bool = True  # x0 = mean + std * eps (False: the posterior mean)
+    # reference augmentation (1.0 = off): each face view kept with this probability (at least one
+    # stays), and each voice reference cut to a random contiguous span of at least this fraction of
+    # its frames. A person's curated references are one fixed set, a key that a small world lets the
+    # model memorise; varying them asks for the identity instead.
+    ref_view_keep: float = 1.0
+    voice_ref_min_span: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("drop_text", "drop_faces", "drop_voices", "drop_all"):
+        for name in (
+            "drop_text",
+            "drop_faces",
+            "drop_voices",
+            "drop_all",
+            "ref_view_keep",
+            "voice_ref_min_span",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
 
@@ -70,6 +83,10 @@ class SampleDraws:
             [torch.randn(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens]
         )
 
+    def uniform(self, shape: Sequence[int]) -> Tensor:
+        """(B, *shape[1:]) uniform in [0, 1), row b from generator b."""
+        return torch.stack([torch.rand(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens])
+
     def rand(self) -> Tensor:
         """(B,) uniform in [0, 1)."""
         return torch.cat([torch.rand(1, generator=g, device=self.device) for g in self.gens])
@@ -86,6 +103,25 @@ def sample_generators(seed: int, step: int, micro: int, positions: Sequence[int]
         )
         for p in positions
     ]
+
+
+def _keep_views(mask: Tensor, d: SampleDraws, p: float) -> Tensor:
+    """(B, K, V) view mask with each valid view kept with probability ``p``; a slot that had views
+    keeps at least its first one."""
+    kept = mask & (d.uniform(mask.shape) < p)
+    first = mask & (mask.cumsum(-1) == 1)
+    return kept | (first & ~kept.any(-1, keepdim=True))
+
+
+def _random_span(mask: Tensor, d: SampleDraws, min_fraction: float) -> Tensor:
+    """(B, K, T) frame mask cut, per slot, to a random contiguous span of its valid frames covering
+    at least ``min_fraction`` of them (valid frames are a prefix: references are right-padded)."""
+    n = mask.sum(-1, keepdim=True).float()  # (B, K, 1) valid frames
+    u = d.uniform((*mask.shape[:2], 2))  # (B, K, 2): span length, span start
+    length = torch.ceil(n * (min_fraction + (1 - min_fraction) * u[..., :1])).clamp(min=1)
+    start = torch.floor((n - length + 1) * u[..., 1:]).clamp(min=0)
+    t = torch.arange(mask.shape[-1], device=mask.device).float()
+    return mask & (t >= start) & (t < start + length)
 
 
 def build_inputs(
@@ -153,6 +189,10 @@ def build_inputs(
         suffix = "_self" if strategy.references == "self" else ""
         fl, fm = getattr(batch, "face_refs" + suffix), getattr(batch, "face_refs" + suffix + "_mask")
         vl, vm = getattr(batch, "voice_refs" + suffix), getattr(batch, "voice_refs" + suffix + "_mask")
+        if cfg.ref_view_keep < 1:
+            fm = _keep_views(fm, d, cfg.ref_view_keep)
+        if cfg.voice_ref_min_span < 1:
+            vm = _random_span(vm, d, cfg.voice_ref_min_span)
         fm = fm & ~d_face[:, None, None]
         vm = vm & ~d_voice[:, None, None]
         f_slots = torch.where(fm.any(-1), batch.slot_ids, -1)  # (B, K)

@@ -101,8 +101,14 @@ class Validator:
         self.batches: list[LatentBatch] = []
         # both streams of every sample are measured, also for the unimodal stage: comparable across stages
         self.strategy, self.null = dataclasses.replace(strategy, unimodal=False), null
-        self.objective = dataclasses.replace(
-            cfg.objective, drop_text=0.0, drop_faces=0.0, drop_voices=0.0, drop_all=0.0
+        self.objective = dataclasses.replace(  # every condition whole: no dropout, no reference augmentation
+            cfg.objective,
+            drop_text=0.0,
+            drop_faces=0.0,
+            drop_voices=0.0,
+            drop_all=0.0,
+            ref_view_keep=1.0,
+            voice_ref_min_span=1.0,
         )
         if not cfg.val_split:
             return
@@ -156,6 +162,27 @@ class Validator:
 def _full(t: torch.Tensor) -> torch.Tensor:
     """A plain tensor from an FSDP2 DTensor shard (a collective: every rank must call it)."""
     return t.full_tensor() if hasattr(t, "full_tensor") else t.detach()
+
+
+def ema_validation(
+    validator: Validator,
+    model: torch.nn.Module,
+    trainable: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor],
+) -> dict[str, float]:
+    """The validation of the EMA weights (what the release holds) as ``ema_*`` keys; the live
+    weights are put back bit-exactly afterwards."""
+    live = {n: trainable[n].detach().clone() for n in ema}
+    with torch.no_grad():
+        for n, v in ema.items():
+            trainable[n].copy_(v.to(trainable[n].dtype))
+    try:
+        val = validator(model)
+    finally:
+        with torch.no_grad():
+            for n, v in live.items():
+                trainable[n].copy_(v)
+    return {f"ema_{k}": v for k, v in val.items()}
 
 
 def export_release(
@@ -261,7 +288,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         len(validator.batches),
     )
     if start == 0 and metrics is not None and validator.batches:
-        metrics.write({"step": 0, **validator(model)})
+        val = validator(model)  # at step 0 the EMA is the live weights
+        metrics.write({"step": 0, **val, **{f"ema_{k}": v for k, v in val.items()}})
 
     model.train()
     bar = tqdm(
@@ -317,7 +345,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             if metrics is not None:
                 metrics.write(row)
         if validator.batches and (done % cfg.eval_every == 0 or done == cfg.steps):
-            val = validator(model)
+            val = {**validator(model), **ema_validation(validator, model, trainable, ema)}
             row.update(val)
             if metrics is not None:
                 metrics.write({"step": done, **val})
