@@ -150,3 +150,18 @@ def test_init_must_fit_the_data(shards: Path, tmp_path: Path) -> None:
         train(_cfg(shards, tmp_path / "x", "stage1", init=str(tmp_path / "nothing")), progress=False)
     with pytest.raises(ValueError, match="unknown training strategy"):
         train(_cfg(shards, tmp_path / "y", "stage9"), progress=False)
+
+
+def test_video_patch_is_taken_from_the_run_and_must_fit(shards: Path, tmp_path: Path) -> None:
+    # fixture latents are (C, T, H, W) = (4, 2, 4, 4): a (1, 4, 4) patch gives one token per frame
+    train(_cfg(shards, tmp_path / "b", "base", steps=2, video_patch=(1, 4, 4)), progress=False)
+    model = DualTowerDiT.from_pretrained(tmp_path / "b" / "release" / "model")
+    assert model.config.video.patch == (1, 4, 4)
+    with pytest.raises(TrainError, match="video patch"):  # the next stage must name the same patch
+        train(_cfg(shards, tmp_path / "s", "stage1", init=str(tmp_path / "b"), steps=2), progress=False)
+    train(
+        _cfg(shards, tmp_path / "s", "stage1", init=str(tmp_path / "b"), steps=2, video_patch=(1, 4, 4)),
+        progress=False,
+    )
+    with pytest.raises(TrainError, match="not divisible"):
+        train(_cfg(shards, tmp_path / "x", "base", steps=2, video_patch=(1, 3, 3)), progress=False)

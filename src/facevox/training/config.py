@@ -22,6 +22,9 @@ class TrainConfig:
     init: str = ""  # previous stage's run folder (its release/model) or a model folder; "" = random init
     strategy: str = "base"  # base | stage1 | stage2 | stage3 (see training/strategies.py)
     size: str = "tiny"  # model size from facevox.models.registry
+    # latent cells per video token (t, h, w); None = the size's. A video codec with half the spatial
+    # stride keeps the size's token count with twice the patch, e.g. [1, 4, 4] for the x4 tiny codec
+    video_patch: tuple[int, int, int] | None = None
     steps: int = 200  # optimiser steps to reach
     batch_size: int = 4  # samples per process per micro-batch
     grad_accum: int = 1  # micro-batches per optimiser step
@@ -48,6 +51,8 @@ class TrainConfig:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
 
     def __post_init__(self) -> None:
+        if self.video_patch is not None and (len(self.video_patch) != 3 or min(self.video_patch) < 1):
+            raise ValueError(f"video_patch must be three positive integers (t, h, w), got {self.video_patch}")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("steps, batch_size and grad_accum must be >= 1")
         if not 0 <= self.ema_decay < 1:

@@ -42,12 +42,17 @@ class TrainError(RuntimeError):
 
 
 def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
-    """The named size with its channels and text width taken from the data (never assumed)."""
+    """The named size with its channels and text width taken from the data (never assumed), and
+    ``cfg.video_patch`` when given."""
     base = get_config(cfg.size)
     s = read_sample(ds.folder / ds.entries[0].file)
+    patch = tuple(cfg.video_patch) if cfg.video_patch else base.video.patch
+    _, t, h, w = s.video_mean.shape
+    if t % patch[0] or h % patch[1] or w % patch[2]:
+        raise TrainError(f"video latents {t}x{h}x{w} (t, h, w) are not divisible by the video patch {patch}")
     return dataclasses.replace(
         base,
-        video=dataclasses.replace(base.video, in_channels=int(s.video_mean.shape[0])),
+        video=dataclasses.replace(base.video, in_channels=int(s.video_mean.shape[0]), patch=patch),
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
@@ -70,8 +75,9 @@ def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
     if model.config != mcfg:
         raise TrainError(
             f"init weights {cfg.init} have config {model.config.name} with channels "
-            f"{model.config.video.in_channels}/{model.config.audio.in_channels}, text {model.config.text_dim}; "
-            f"the data needs {mcfg.video.in_channels}/{mcfg.audio.in_channels}, text {mcfg.text_dim}"
+            f"{model.config.video.in_channels}/{model.config.audio.in_channels}, text {model.config.text_dim}, "
+            f"video patch {model.config.video.patch}; the run needs {mcfg.video.in_channels}/"
+            f"{mcfg.audio.in_channels}, text {mcfg.text_dim}, video patch {mcfg.video.patch} (video_patch=)"
         )
     return model
 
