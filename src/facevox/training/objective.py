@@ -88,8 +88,8 @@ class SampleDraws:
         return torch.stack([torch.rand(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens])
 
     def rand(self) -> Tensor:
-        """(B,) uniform in [0, 1)."""
-        return torch.cat([torch.rand(1, generator=g, device=self.device) for g in self.gens])
+        """(B,) uniform in [0, 1): one draw per sample."""
+        return self.uniform((len(self.gens),))
 
     def sigma(self, ts: TimestepSampling) -> Tensor:
         return torch.cat([ts.sample(1, generator=g, device=self.device) for g in self.gens])
