@@ -2,7 +2,8 @@
 
 Video (``--video``): clips resized to ``--width x --height`` as ``facevox encode`` does (128x96),
 first ``--frames`` frames (25, encode's window), encoded and decoded with the posterior mean. Prints
-PSNR and SSIM over all frames (and of frame 0 alone: face references are one-frame latents), and
+PSNR and SSIM over all frames (and of frame 0 alone: face references are one-frame latents), the
+colour cast per clip (the largest mean signed error of one channel, in grey levels), and
 dlib face identity (similarity ``1 - distance``, both images upsampled 4x, face box from the ground
 truth) between original and reconstruction, beside the bars of the same original view: same person
 in another clip ("self-similarity") and different people.
@@ -92,7 +93,7 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int, width
     from skimage.metrics import structural_similarity
 
     codec = WanVideoCodec.from_pretrained(folder)
-    psnrs, ssims, recon_sims = [], [], []
+    psnrs, ssims, recon_sims, casts = [], [], [], []
     originals: dict[str, list[np.ndarray]] = {}
     t0 = time.perf_counter()
     for info in clips:
@@ -101,6 +102,7 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int, width
         with torch.no_grad():
             y = codec.decode(codec.encode(x[None]).mean)[0]
         person = info["people"][0]
+        casts.append(float(((y - x) * 127.5).mean(dim=(1, 2, 3)).abs().max()))  # worst channel, grey levels
         for t in range(x.shape[1]):
             a, b = to_uint8(x[:, t]), to_uint8(y[:, t])
             psnrs.append(psnr(a, b))
@@ -127,6 +129,8 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int, width
         "recon_over_self_similarity": recon / same,
         "view": f"{width}x{height}",
         "psnr_db_first_frame": float(np.mean(psnrs[::frames])),
+        # per clip, the largest mean signed error of one colour channel (a cast, not blur)
+        "colour_cast_grey_levels": [round(c, 1) for c in casts],
         "latent_shape": list(codec.latent_shape(frames, height, width)),
         "seconds": seconds,
     }
