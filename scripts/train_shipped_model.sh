@@ -6,6 +6,10 @@
 #
 #   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
 #
+# Variables: BASE_STEPS, STAGE_STEPS, the world's size NUM_PEOPLE / HELDOUT_PEOPLE / NUM_CLIPS, and
+# SHIP=0 to stop before copying the release into the package. The README's larger-world stage figures:
+#   NUM_PEOPLE=128 HELDOUT_PEOPLE=12 NUM_CLIPS=440 SHIP=0 bash scripts/train_shipped_model.sh runs/big
+#
 # The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
 # The shipped codecs' decoders were fine-tuned alone afterwards (audio: recipes/codec_audio_decoder_tiny.yaml;
 # video: recipes/codec_video_tiny.yaml trainable=decoder time_budget_min=15, both with --data RUN/world);
@@ -16,9 +20,14 @@ RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
 BASE_STEPS="${BASE_STEPS:-3500}"
 STAGE_STEPS="${STAGE_STEPS:-800}"
+NUM_PEOPLE="${NUM_PEOPLE:-64}"  # the world's size: people (HELDOUT_PEOPLE of them held out) and clips
+HELDOUT_PEOPLE="${HELDOUT_PEOPLE:-6}"
+NUM_CLIPS="${NUM_CLIPS:-220}"
+SHIP="${SHIP:-1}"
 mkdir -p "$RUN"
 
-$FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people 64 --heldout-people 6 --num-clips 220 --seed 1
+$FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people "$NUM_PEOPLE" --heldout-people "$HELDOUT_PEOPLE" \
+  --num-clips "$NUM_CLIPS" --seed 1
 .venv/bin/python -c "from pathlib import Path; from facevox.demo import link_train_clips; \
 print(link_train_clips(Path('$RUN/world'), Path('$RUN/train_videos')), 'train clips')"
 
@@ -40,7 +49,9 @@ $FV train --recipe recipes/base_tiny.yaml data="$RUN/shards" out="$RUN/train/bas
 prev="$RUN/train/base"
 for stage in stage1 stage2 stage3; do
   $FV train --recipe "recipes/${stage}_tiny.yaml" data="$RUN/shards" out="$RUN/train/$stage" init="$prev" \
-    steps="$STAGE_STEPS" batch_size=8 warmup=50 ema_decay=0.995 eval_every=250 checkpoint_every=250 log_every=50
+    steps="$STAGE_STEPS" batch_size=8 warmup=50 ema_decay=0.995 eval_every=200 checkpoint_every=200 log_every=50
   prev="$RUN/train/$stage"
 done
-.venv/bin/python scripts/ship_model.py "$RUN"  # -> src/facevox/assets/models/tiny (+ PROVENANCE.json)
+if [ "$SHIP" = 1 ]; then
+  .venv/bin/python scripts/ship_model.py "$RUN"  # -> src/facevox/assets/models/tiny (+ PROVENANCE.json)
+fi

@@ -132,15 +132,23 @@ class Validator:
         n = min(cfg.val_batches, sum(len(b) // bs for b in sampler.buckets))
         self.batches = [ds.batch(next(sampler)) for _ in range(n)]
 
-    def losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
-        """Mean (video, audio) loss over the fixed batches under ``objective`` (its dropout applied)."""
+    def sample_losses(
+        self, model: torch.nn.Module, objective: ObjectiveConfig
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample (video, audio) losses, each (N,) over the fixed batches in order, NaN where a
+        sample has no such stream; the same noise and sigmas at every call."""
         lv, la = [], []
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
             sl = flow_loss(model, b, self.strategy, objective, self.null, gens)
-            lv.append(sl.video[~torch.isnan(sl.video)])
-            la.append(sl.audio[~torch.isnan(sl.audio)])
-        v, a = torch.cat(lv), torch.cat(la)
+            lv.append(sl.video.detach())
+            la.append(sl.audio.detach())
+        return torch.cat(lv), torch.cat(la)
+
+    def losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
+        """Mean (video, audio) loss over the fixed batches under ``objective`` (its dropout applied)."""
+        v, a = self.sample_losses(model, objective)
+        v, a = v[~torch.isnan(v)], a[~torch.isnan(a)]
         return (
             float(v.mean()) if v.numel() else float("nan"),
             float(a.mean()) if a.numel() else float("nan"),
