@@ -134,3 +134,21 @@ def test_validation_sees_every_condition_whole() -> None:
     o = v.objective
     assert (o.drop_text, o.drop_faces, o.drop_voices, o.drop_all) == (0, 0, 0, 0)
     assert (o.ref_view_keep, o.voice_ref_min_span) == (1.0, 1.0)
+
+
+def test_validation_per_sample_losses_are_fixed_and_average_to_the_reported_loss(shards: Path) -> None:
+    torch.manual_seed(0)
+    model = DualTowerDiT(get_config("debug")).eval()
+    null = read_null_caption(shards)
+    v = Validator(TrainConfig(data=str(shards), batch_size=2, val_batches=2), get_strategy("stage2"), null)
+    sv, sa = v.sample_losses(model, v.objective)
+    assert sv.shape == sa.shape == (4,)  # 2 batches of 2 held-out samples, in order
+    again = v.sample_losses(model, v.objective)
+    assert torch.equal(sv, again[0]) and torch.equal(sa, again[1])  # same noise and sigmas each call
+    mv, ma = v.losses(model, v.objective)
+    assert mv == pytest.approx(float(sv[~sv.isnan()].mean())) and ma == pytest.approx(
+        float(sa[~sa.isnan()].mean())
+    )
+    # a different model gives different per-sample losses: the figures depend on the weights
+    other = DualTowerDiT(get_config("debug")).eval()
+    assert not torch.equal(v.sample_losses(other, v.objective)[0], sv)
