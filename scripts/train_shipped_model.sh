@@ -6,9 +6,10 @@
 #
 #   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
 #
-# Variables: BASE_STEPS, STAGE_STEPS, the world's size NUM_PEOPLE / HELDOUT_PEOPLE / NUM_CLIPS, and
+# Variables: BASE_STEPS, STAGE_STEPS (STAGE3_STEPS for stage 3 alone), the world's size NUM_PEOPLE / HELDOUT_PEOPLE / NUM_CLIPS, and
 # SHIP=0 to stop before copying the release into the package. The README's larger-world stage figures:
 #   NUM_PEOPLE=128 HELDOUT_PEOPLE=12 NUM_CLIPS=440 SHIP=0 bash scripts/train_shipped_model.sh runs/big
+# (and STAGE3_STEPS=1600 for the longer stage 3 there)
 #
 # The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
 # The shipped codecs' decoders were fine-tuned alone afterwards (audio: recipes/codec_audio_decoder_tiny.yaml;
@@ -20,6 +21,7 @@ RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
 BASE_STEPS="${BASE_STEPS:-3500}"
 STAGE_STEPS="${STAGE_STEPS:-800}"
+STAGE3_STEPS="${STAGE3_STEPS:-$STAGE_STEPS}"  # stage 3 alone
 NUM_PEOPLE="${NUM_PEOPLE:-64}"  # the world's size: people (HELDOUT_PEOPLE of them held out) and clips
 HELDOUT_PEOPLE="${HELDOUT_PEOPLE:-6}"
 NUM_CLIPS="${NUM_CLIPS:-220}"
@@ -48,8 +50,10 @@ $FV train --recipe recipes/base_tiny.yaml data="$RUN/shards" out="$RUN/train/bas
   steps="$BASE_STEPS" batch_size=8 warmup=200 ema_decay=0.998 eval_every=500 checkpoint_every=250 log_every=50
 prev="$RUN/train/base"
 for stage in stage1 stage2 stage3; do
+  steps="$STAGE_STEPS"
+  if [ "$stage" = stage3 ]; then steps="$STAGE3_STEPS"; fi
   $FV train --recipe "recipes/${stage}_tiny.yaml" data="$RUN/shards" out="$RUN/train/$stage" init="$prev" \
-    steps="$STAGE_STEPS" batch_size=8 warmup=50 ema_decay=0.995 eval_every=200 checkpoint_every=200 log_every=50
+    steps="$steps" batch_size=8 warmup=50 ema_decay=0.995 eval_every=200 checkpoint_every=200 log_every=50
   prev="$RUN/train/$stage"
 done
 if [ "$SHIP" = 1 ]; then
