@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -30,7 +31,8 @@ from facevox.training.config import TrainConfig
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import Validator, model_dir_of
 
-REFERENCES = {"self": "stage2", "cross": "stage3"}
+sys.path.insert(0, str(Path(__file__).parent))
+from reference_gain import REFERENCES  # noqa: E402  (the strategies whose batches feed each reference kind)
 
 
 def per_sample(model_path: str, validator: Validator) -> torch.Tensor:

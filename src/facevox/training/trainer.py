@@ -196,6 +196,11 @@ def ema_validation(
         with torch.no_grad():
             for n, v in live.items():
                 trainable[n].copy_(v)
+    return as_ema(val)
+
+
+def as_ema(val: dict[str, float]) -> dict[str, float]:
+    """Validation figures under the ``ema_*`` keys that name the EMA (release) weights."""
     return {f"ema_{k}": v for k, v in val.items()}
 
 
@@ -303,7 +308,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     )
     if start == 0 and metrics is not None and validator.batches:
         val = validator(model)  # at step 0 the EMA is the live weights
-        metrics.write({"step": 0, **val, **{f"ema_{k}": v for k, v in val.items()}})
+        metrics.write({"step": 0, **val, **as_ema(val)})
 
     model.train()
     bar = tqdm(
