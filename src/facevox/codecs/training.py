@@ -9,6 +9,7 @@ config (``config.yaml``) and per-step metrics (``metrics.jsonl``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -25,6 +26,8 @@ from facevox.codecs.base import LatentStats
 from facevox.codecs.data import MediaBank, face_boxes, list_clips
 from facevox.codecs.losses import gaussian_kl, multires_stft_loss
 from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
+from facevox.codecs.loading import load_video_codec
+from facevox.codecs.patch_pca import PatchCodecConfig, PatchPCAVideoCodec
 from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.config import to_dict
 from facevox.io.atomic import atomic_path, atomic_write_text
@@ -36,8 +39,11 @@ CHECKPOINT = "checkpoint.safetensors"
 
 @dataclass(frozen=True, kw_only=True)
 class VideoCodecConfig:
+    # "pca": closed-form linear patch code + conv refiner decoder (facevox.codecs.patch_pca; the
+    # tiny default, fitted in minutes); "wan": the Wan causal conv VAE (AutoencoderKLWan)
+    arch: Literal["wan", "pca"] = "wan"
     base_dim: int = 16  # Wan VAE base width
-    z_dim: int = 8  # latent channels
+    z_dim: int = 8  # latent channels (both arches)
     # width multiples per level: 4 levels = x8 space (Wan's layout), 3 levels = x4 space
     dim_mult: tuple[int, ...] = (1, 2, 4, 4)
     num_res_blocks: int = 1  # residual blocks per level
@@ -54,6 +60,12 @@ class VideoCodecConfig:
     # share of clip and image crops centred on a face (a world's ground-truth boxes): identity is in
     # the face, which random crops rarely frame whole
     face_crop_fraction: float = 0.0
+    # ---- arch "pca" only
+    fit_batches: int = 16  # batches of clips whose patches the closed-form fit reads
+    refiner_width: int = 32  # conv width of the decoder's refiner (0: linear decode only)
+    # the refiner learns on latents with Gaussian noise of std drawn uniformly in [0, latent_noise]
+    # (normalised units) for half the samples: generated latents are never exact
+    latent_noise: float = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,7 +114,12 @@ class TrainCodecConfig:
             raise ValueError("trainable=decoder fine-tunes a trained codec: give init=CODEC_DIR")
 
 
-AnyCodec = WanVideoCodec | OobleckAudioCodec | MelAudioCodec
+AnyCodec = WanVideoCodec | PatchPCAVideoCodec | OobleckAudioCodec | MelAudioCodec
+
+
+def trained_module(codec: AnyCodec) -> torch.nn.Module:
+    """The module whose weights a run trains and checkpoints (the VAE, or the patch codec itself)."""
+    return codec if isinstance(codec, PatchPCAVideoCodec) else codec.vae
 
 
 def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
@@ -115,19 +132,22 @@ def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
     codec = _fresh_codec(cfg)
     if cfg.init:
         start = type(codec).from_pretrained(cfg.init)
-        ours, theirs = codec.vae.state_dict(), start.vae.state_dict()
+        ours, theirs = trained_module(codec).state_dict(), trained_module(start).state_dict()
         bad = sorted(set(ours) ^ set(theirs)) or [k for k in ours if ours[k].shape != theirs[k].shape]
         if bad:
             raise ValueError(
                 f"init={cfg.init} does not match the configured {cfg.kind} codec: {bad[0]} (and {len(bad) - 1} more)"
             )
-        codec.vae.load_state_dict(theirs, strict=True)
+        trained_module(codec).load_state_dict(theirs, strict=True)
         codec.set_stats(start.stats)
         log.info("starting from the %s codec in %s", cfg.kind, cfg.init)
     return codec
 
 
 def _fresh_codec(cfg: TrainCodecConfig) -> AnyCodec:
+    if cfg.kind == "video" and cfg.video.arch == "pca":
+        v = cfg.video
+        return PatchPCAVideoCodec(PatchCodecConfig(latent_channels=v.z_dim, refiner_width=v.refiner_width))
     if cfg.kind == "video":
         v = cfg.video
         return WanVideoCodec.from_config(
@@ -155,7 +175,12 @@ DECODER_PREFIXES = ("decoder.", "post_quant_conv.")  # the decoding half of ever
 
 
 def trainable_parameters(cfg: TrainCodecConfig, model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Set ``requires_grad`` per ``cfg.trainable`` and return the parameters to optimise."""
+    """Set ``requires_grad`` per ``cfg.trainable`` and return the parameters to optimise. A patch
+    codec's encoder is closed form: only its decoder's refiner has parameters."""
+    if isinstance(model, PatchPCAVideoCodec):
+        if model.refiner is None:
+            return []
+        return list(model.refiner.requires_grad_(True).parameters())
     if cfg.trainable == "all":
         return list(model.requires_grad_(True).parameters())
     params = []
@@ -198,6 +223,8 @@ def codec_loss(
     """Total loss and its parts for one batch, through a sampled latent (the VAE objective).
 
     ``images``: single frames for the video codec's image term (``video.image_batch``)."""
+    if isinstance(codec, PatchPCAVideoCodec):
+        return _patch_codec_loss(cfg, codec, x, gen)
     if isinstance(codec, MelAudioCodec):
         mel = codec.log_mel(x)  # (B, M, F)
         post = codec.vae.encode(mel)
@@ -229,6 +256,33 @@ def codec_loss(
         parts["image"] = img.item()
     parts["loss"] = total.item()
     return total, parts
+
+
+def _patch_codec_loss(
+    cfg: TrainCodecConfig, codec: PatchPCAVideoCodec, x: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The refiner's loss: decode latents, noised for half the samples, back to the clean pixels."""
+    z = codec.encode(x).mean  # (B, C, t, h, w), normalised
+    B = z.shape[0]
+    level = torch.rand(B, generator=gen) * cfg.video.latent_noise
+    level = torch.where(torch.rand(B, generator=gen) < 0.5, level, torch.zeros_like(level))
+    z = z + level.view(B, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen)
+    l1, l2 = _pixel_losses(codec.decode_with_grad(z), x)
+    total = l1 + cfg.video.l2_weight * l2
+    return total, {"l1": l1.item(), "l2": l2.item(), "loss": total.item()}
+
+
+@torch.no_grad()
+def fit_patch_codec(
+    cfg: TrainCodecConfig, codec: PatchPCAVideoCodec, bank: MediaBank, gen: torch.Generator
+) -> dict[str, float]:
+    """Closed-form fit of the patch basis, then the latent statistics, on training crops."""
+    v = cfg.video
+    batches = (bank.video_batch(cfg.batch_size, v.frames, v.size, gen, v.face_crop_fraction) for _ in range(v.fit_batches))
+    info = codec.fit(batches)
+    codec.set_stats(measure_stats(cfg, codec, bank, gen))
+    log.info("patch codec fitted on %d patches: %.4f of the variance kept", info["patches"], info["explained_variance"])
+    return info
 
 
 # ---- resumable training state (safetensors; optimizer structure in the metadata)
@@ -284,12 +338,13 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     torch.manual_seed(cfg.seed)
     codec = build_codec(cfg)
-    model = codec.vae.train()
+    model = trained_module(codec).train()
     params = trainable_parameters(cfg, model)
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
-    if (out / CHECKPOINT).is_file():
+    resumed = (out / CHECKPOINT).is_file()
+    if resumed:
         step = load_state(out / CHECKPOINT, model, opt, gen)
         log.info("resuming from step %d", step)
     paths = list_clips(data)
@@ -302,6 +357,17 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
         max_clips=cfg.max_clips,
         boxes=face_boxes(data, paths) if cfg.kind == "video" and cfg.video.face_crop_fraction else None,
     )
+    patch_codec = isinstance(codec, PatchPCAVideoCodec)
+    if patch_codec and not resumed and not cfg.init:
+        fit = fit_patch_codec(cfg, codec, bank, gen)
+        atomic_write_text(out / "fit.json", json.dumps(fit))
+        save_state(out / CHECKPOINT, model, opt, gen, step)  # the fit (and its stats, below) survive a kill
+        atomic_write_text(out / "latent_stats.json", json.dumps({"mean": codec.stats.mean, "std": codec.stats.std}))
+    elif patch_codec and resumed and not cfg.init:
+        saved = json.loads((out / "latent_stats.json").read_text())
+        codec.set_stats(LatentStats(mean=tuple(saved["mean"]), std=tuple(saved["std"])))
+    if not params:
+        cfg = dataclasses.replace(cfg, steps=step)  # nothing to train (a linear decoder)
     start = time.monotonic()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train-codec {cfg.kind}", unit="step")
     with (out / "metrics.jsonl").open("a") as metrics:
@@ -325,8 +391,8 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
                 break
     bar.close()
     save_state(out / CHECKPOINT, model, opt, gen, step)
-    codec.vae.eval().requires_grad_(False)
-    if cfg.trainable != "decoder":  # a frozen encoder keeps init's latents, so their statistics too
+    model.eval().requires_grad_(False)
+    if cfg.trainable != "decoder" and not patch_codec:  # a frozen encoder keeps init's latents and stats
         codec.set_stats(measure_stats(cfg, codec, bank, gen))
     codec.save_pretrained(out)
     log.info("wrote %s codec (step %d) to %s", cfg.kind, step, out)
@@ -343,7 +409,7 @@ def load_trained(folder: str | Path) -> AnyCodec:
         raise ValueError(f"{folder} has no config.yaml from train-codec")
     saved: Any = yaml.safe_load(cfg_path.read_text())
     if saved.get("kind") == "video":
-        return WanVideoCodec.from_pretrained(folder)
+        return load_video_codec(folder)
     if saved.get("audio", {}).get("arch") == "mel":
         return MelAudioCodec.from_pretrained(folder)
     return OobleckAudioCodec.from_pretrained(folder)

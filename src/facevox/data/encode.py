@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class EncodeConfig:
-    video_codec: str = ""  # WanVideoCodec folder; "" = the tiny codec shipped in the package
+    video_codec: str = ""  # video codec folder (patch PCA or Wan VAE); "" = the tiny codec shipped in the package
     audio_codec: str = ""  # MelAudioCodec folder; "" = the shipped tiny codec
     text_encoder: str = "minilm"  # "minilm" (embedded default) or a local T5/umT5 folder
     width: int = 128  # frames are resized to width x height (multiples of 16)
@@ -107,9 +107,9 @@ class Codecs:
 
 
 def load_codecs(cfg: EncodeConfig) -> Codecs:
+    from facevox.codecs.loading import load_video_codec
     from facevox.codecs.mel import MelAudioCodec
     from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
-    from facevox.codecs.video import WanVideoCodec
 
     text = (
         MiniLMTextEncoder.from_pretrained(max_length=cfg.max_caption_tokens)
@@ -117,7 +117,7 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
         else T5TextEncoder.from_pretrained(cfg.text_encoder, max_length=cfg.max_caption_tokens)
     )
     return Codecs(
-        WanVideoCodec.from_pretrained(codec_dir(cfg, "video")).eval(),
+        load_video_codec(codec_dir(cfg, "video")).eval(),
         MelAudioCodec.from_pretrained(codec_dir(cfg, "audio")).eval(),
         text,
     )
@@ -129,6 +129,13 @@ def codec_dir(cfg: EncodeConfig, kind: str) -> Path:
 
     folder = cfg.video_codec if kind == "video" else cfg.audio_codec
     return Path(folder) if folder else default_codec_dir(kind)
+
+
+def codec_fingerprints(cfg: EncodeConfig) -> dict[str, str]:
+    """``{"video": ..., "audio": ...}``: what the latents of this run are tied to."""
+    from facevox.codecs.loading import codec_fingerprint
+
+    return {kind: codec_fingerprint(codec_dir(cfg, kind)) for kind in ("video", "audio")}
 
 
 def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -376,6 +383,15 @@ def encode(
         raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT {curated}` first")
     records = read_manifest(curated)
     torch.set_num_threads(cfg.threads)
+    fingerprints = codec_fingerprints(cfg)
+    previous = out / "encode.json"
+    if previous.is_file():  # resuming: the windows already written must come from these same codecs
+        before = json.loads(previous.read_text()).get("codec_fingerprints")
+        if before is not None and before != fingerprints:
+            raise EncodeError(
+                f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
+                "shards of two codecs cannot be mixed; encode into a new folder"
+            )
     codecs = load_codecs(cfg)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
@@ -466,6 +482,7 @@ def encode(
             "config": to_dict(cfg),
             "video_codec": str(codec_dir(cfg, "video").resolve()),
             "audio_codec": str(codec_dir(cfg, "audio").resolve()),
+            "codec_fingerprints": fingerprints,
             "text_encoder": cfg.text_encoder,
             "alignment": {
                 "fps": float(records[0]["fps"]) if records else 25.0,

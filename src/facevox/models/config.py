@@ -67,6 +67,9 @@ class DualTowerConfig:
     audio_ref_slot_gap: int = 192  # audio tokens per voice slot (>= voice reference length)
     audio_ref_start: int | None = None  # first voice-reference index; None = right after the target
     init_std: float = 0.02  # identity-embedding init std
+    # an absolute (row, column) signal on the video target tokens (nn.patchify.GridPositionEmbedding):
+    # off for the release sizes (their weights have none), on for the sizes trained here from scratch
+    video_grid_position: bool = False
 
     def __post_init__(self) -> None:
         if self.depth < 1:

@@ -41,7 +41,7 @@ from facevox.models.positions import (
 )
 from facevox.models.reference_cache import ReferenceCache, ReferenceKV
 from facevox.models.tower_io import AudioEmbed, IdentityEmbedding, OutputHead, TextProjection
-from facevox.nn.patchify import PatchEmbed3d, unpatchify
+from facevox.nn.patchify import GridPositionEmbedding, PatchEmbed3d, unpatchify
 from facevox.nn.rope import RotaryTable, rotary_table
 from facevox.nn.timestep import TimestepEmbedding
 
@@ -66,6 +66,7 @@ class DualTowerDiT(nn.Module):
         self.config = config
         cv, ca = config.video, config.audio
         self.video_embed = PatchEmbed3d(cv.in_channels, cv.dim, cv.patch)
+        self.video_grid_position = GridPositionEmbedding(cv.dim) if config.video_grid_position else None
         self.audio_embed = AudioEmbed(ca.in_channels, ca.dim, ca.embed_kernel, ca.embed_multiple_of)
         self.video_time = TimestepEmbedding(config.freq_dim, cv.dim)
         self.audio_time = TimestepEmbedding(config.freq_dim, ca.dim)
@@ -267,6 +268,8 @@ class DualTowerDiT(nn.Module):
 
         # ---- tokens
         xv = self.video_embed(video.latents)  # (B, T', H', W', Dv)
+        if self.video_grid_position is not None:
+            xv = self.video_grid_position(xv)
         grid = tuple(xv.shape[1:4])
         xv = rearrange(xv, "b t h w d -> b (t h w) d")
         xa = self.audio_embed(audio.latents)  # (B, Na, Da)

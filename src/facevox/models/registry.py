@@ -40,6 +40,7 @@ SIZES: dict[str, DualTowerConfig] = {
         freq_dim=128,
         rope_time_scale=_TINY_SCALE,
         audio_ref_slot_gap=64,
+        video_grid_position=True,
     ),
     "small": DualTowerConfig(
         name="small",
@@ -51,6 +52,7 @@ SIZES: dict[str, DualTowerConfig] = {
         text_dim=384,
         rope_time_scale=_TINY_SCALE,
         audio_ref_slot_gap=128,
+        video_grid_position=True,
     ),
     "ovi-11b": DualTowerConfig(
         name="ovi-11b",

@@ -136,6 +136,18 @@ def _speech_only(audio: np.ndarray, sr: int) -> np.ndarray:
     return np.concatenate([audio[s["start"] : s["end"]] for s in stamps])
 
 
+def check_codecs_fit_model(model: DualTowerDiT, video_codec: Any, audio_codec: Any) -> None:
+    """RequestError naming both sides when a codec's latents are not what the model was built on."""
+    mv, ma = model.config.video.in_channels, model.config.audio.in_channels
+    vc, ac = video_codec.latent_channels, audio_codec.latent_channels
+    if (mv, ma) != (vc, ac):
+        raise RequestError(
+            f"the codecs do not fit the model: the model ({model.config.name}) takes {mv} video / {ma} audio "
+            f"latent channels, the video codec ({type(video_codec).__name__}) makes {vc} and the audio codec "
+            f"({type(audio_codec).__name__}) {ac}"
+        )
+
+
 class FacevoxPipeline:
     """Text encoder -> towers -> decoders; ``offload`` keeps each on the CPU until it runs."""
 
@@ -151,6 +163,7 @@ class FacevoxPipeline:
         offload: bool = False,
         source: str = "",
     ) -> None:
+        check_codecs_fit_model(model, video_codec, audio_codec)
         self.model = model.eval()
         self.video_codec, self.audio_codec, self.text = video_codec.eval(), audio_codec.eval(), text_encoder
         self.settings, self.device, self.offload, self.source = (
@@ -186,8 +199,8 @@ class FacevoxPipeline:
     ) -> FacevoxPipeline:
         """Load a pipeline folder (``pipeline.json``, ``model/``, ``video_codec/``, ``audio_codec/``)."""
         from facevox.codecs.mel import MelAudioCodec
+        from facevox.codecs.loading import load_video_codec
         from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
-        from facevox.codecs.video import WanVideoCodec
 
         folder = Path(folder)
         s = PipelineSettings.read(folder)
@@ -202,7 +215,7 @@ class FacevoxPipeline:
         )
         return cls(
             model,
-            WanVideoCodec.from_pretrained(folder / "video_codec"),
+            load_video_codec(folder / "video_codec"),
             MelAudioCodec.from_pretrained(folder / "audio_codec"),
             text,
             s,

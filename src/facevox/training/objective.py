@@ -30,6 +30,9 @@ class ObjectiveConfig:
     logit_std: float = 1.0
     shift: float = 0.0  # timestep shift; 0 = resolution-dependent (from the video token count)
     shared_timesteps: bool = False  # one sigma for both streams (reported to slow voice learning)
+    # share of samples whose sigmas are drawn uniformly in [0, 1] instead: the logit-normal almost never
+    # draws sigma > 0.95, where generation starts and a small model must learn the layout of a frame
+    uniform_fraction: float = 0.0
     video_weight: float = 1.0
     audio_weight: float = 1.0
     drop_text: float = 0.1  # probability of the null caption
@@ -46,6 +49,7 @@ class ObjectiveConfig:
 
     def __post_init__(self) -> None:
         for name in (
+            "uniform_fraction",
             "drop_text",
             "drop_faces",
             "drop_voices",
@@ -151,6 +155,10 @@ def build_inputs(
     ts = TimestepSampling(logit_mean=cfg.logit_mean, logit_std=cfg.logit_std, shift=shift)
     sv = d.sigma(ts)
     sa = d.sigma(ts)
+    if cfg.uniform_fraction > 0:  # drawn only when on, so runs without it keep their draws
+        uniform = d.rand() < cfg.uniform_fraction
+        sv = torch.where(uniform, d.rand().clamp(ts.min_sigma, ts.max_sigma), sv)
+        sa = torch.where(uniform, d.rand().clamp(ts.min_sigma, ts.max_sigma), sa)
     if cfg.shared_timesteps:
         sa = sv.clone()
     wv = torch.full((B,), cfg.video_weight, device=dev)

@@ -67,6 +67,30 @@ def model_dir_of(init: str) -> Path:
     raise TrainError(f"init={init}: no model.safetensors in {p}, {p / 'model'} or {p / 'release' / 'model'}")
 
 
+def init_codec_fingerprints(init: str) -> dict[str, str] | None:
+    """The codecs an init model was trained on, as its run or release recorded them (None: unknown)."""
+    p = Path(init)
+    for cand in (p / "release" / "pipeline.json", p / "pipeline.json", p.parent / "pipeline.json"):
+        if cand.is_file():
+            return json.loads(cand.read_text()).get("codec_fingerprints")
+    prov = p / "PROVENANCE.json"
+    if prov.is_file():
+        return json.loads(prov.read_text()).get("codec_fingerprints")
+    return None
+
+
+def check_codecs(cfg: TrainConfig, data: Path) -> None:
+    """TrainError when ``init`` was trained on latents of other codecs than the shards in ``data``."""
+    enc = data / "encode.json"
+    shards = json.loads(enc.read_text()).get("codec_fingerprints") if enc.is_file() else None
+    model = init_codec_fingerprints(cfg.init) if cfg.init else None
+    if shards is not None and model is not None and shards != model:
+        raise TrainError(
+            f"init={cfg.init} was trained on latents of codecs {model}, the shards in {data} were encoded "
+            f"with {shards}: re-encode with the model's codecs or train from other weights"
+        )
+
+
 def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
     if not cfg.init:
         torch.manual_seed(cfg.seed)
@@ -231,7 +255,10 @@ def export_release(
         pipeline = {
             "format": "facevox.pipeline/1",
             **info["alignment"],
+            # sample on the shift the model was trained with (0: the resolution-dependent one)
+            "shift": cfg.objective.shift,
             "text_encoder": info.get("text_encoder", "minilm"),
+            "codec_fingerprints": info.get("codec_fingerprints"),
             "trained_with": {
                 "strategy": cfg.strategy,
                 "steps": cfg.steps,
@@ -260,6 +287,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     ds = LatentDataset(data, splits=[cfg.train_split])
     null = read_null_caption(data)
     mcfg = model_config_for(cfg, ds)
+    check_codecs(cfg, data)
     model = build_model(cfg, mcfg)
     names = strategy.select(model)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
