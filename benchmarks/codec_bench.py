@@ -111,7 +111,9 @@ def bench_video(world: Path, folder: Path, clips: list[dict], frames: int, width
             y = codec.decode(z)[0]
             # an imperfect latent, as a generator makes: unit-variance latents + N(0, 0.3^2)
             noisy = codec.decode(z + NOISY_LATENT_STD * torch.randn(z.shape, generator=gen))[0]
-        noisy_psnrs.append(np.mean([psnr(to_uint8(x[:, t]), to_uint8(noisy[:, t])) for t in range(x.shape[1])]))
+        noisy_psnrs.append(
+            np.mean([psnr(to_uint8(x[:, t]), to_uint8(noisy[:, t])) for t in range(x.shape[1])])
+        )
         person = info["people"][0]
         casts.append(float(((y - x) * 127.5).mean(dim=(1, 2, 3)).abs().max()))  # worst channel, grey levels
         for t in range(x.shape[1]):

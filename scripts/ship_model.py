@@ -21,7 +21,8 @@ import yaml
 from facevox.training.metrics import read_metrics
 
 STAGES = ("base", "stage1", "stage2", "stage3")
-DEST = Path(__file__).resolve().parent.parent / "src" / "facevox" / "assets" / "models" / "tiny"
+ASSETS = Path(__file__).resolve().parent.parent / "src" / "facevox" / "assets"
+DEST = ASSETS / "models" / "tiny"
 
 
 def stage_record(run: Path) -> dict:
@@ -41,11 +42,36 @@ def stage_record(run: Path) -> dict:
     }
 
 
+def ship_video_codec(folder: Path, world_cfg: dict, commit: str) -> None:
+    """Replace the package's video codec with ``folder``'s (config + weights + PROVENANCE.json)."""
+    dest = ASSETS / "codecs" / "video"
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    fit = json.loads((folder / "fit.json").read_text()) if (folder / "fit.json").is_file() else None
+    metrics = read_metrics(folder)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copyfile(folder / name, dest / name)
+    provenance = {
+        "made_by": "facevox train-codec video --recipe recipes/codec_video_pca_tiny.yaml (scripts/train_shipped_model.sh)",
+        "world": {k: world_cfg[k] for k in ("seed", "num_people", "heldout_people", "num_clips") if k in world_cfg},
+        "config": cfg,
+        "fit": fit,
+        "refiner_steps": metrics[-1]["step"] if metrics else 0,
+        "last_losses": metrics[-1] if metrics else None,
+        "commit": commit,
+        "date": date.today().isoformat(),
+    }
+    (dest / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"wrote {dest}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="RUN folder: RUN/train/{base,stage1,stage2,stage3}, RUN/world")
     p.add_argument("--train", type=Path, help="training runs folder (default RUN/train)")
     p.add_argument("--world", type=Path, help="the world the data came from (default RUN/world)")
+    p.add_argument("--video-codec", type=Path, help="also ship this video codec folder (a train-codec run)")
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
     release = train / "stage3" / "release" / "model" / "model.safetensors"
@@ -58,10 +84,14 @@ def main() -> None:
         "made_by": "scripts/train_shipped_model.sh, then scripts/ship_model.py",
         "world": world_cfg,
         "shards": json.loads((shards / "encode.json").read_text())["counts"],
+        # the codecs whose latents the model was trained on (facevox.codecs.loading.codec_fingerprint)
+        "codec_fingerprints": json.loads((shards / "encode.json").read_text())["codec_fingerprints"],
         "stages": [stage_record(train / s) for s in STAGES],
         "commit": commit.strip(),
         "date": date.today().isoformat(),
     }
+    if args.video_codec:
+        ship_video_codec(args.video_codec, world_cfg, commit.strip())
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(release, DEST / "model.safetensors")
     (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")

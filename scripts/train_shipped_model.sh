@@ -12,9 +12,8 @@
 # (and STAGE3_STEPS=1600 for the longer stage 3 there)
 #
 # The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
-# The shipped codecs' decoders were fine-tuned alone afterwards (audio: recipes/codec_audio_decoder_tiny.yaml;
-# video: recipes/codec_video_tiny.yaml trainable=decoder time_budget_min=15, both with --data RUN/world);
-# their encoders and latent statistics are unchanged, so nothing below depends on that step.
+# The shipped audio codec is the one in the package (its decoder was fine-tuned with
+# recipes/codec_audio_decoder_tiny.yaml); the video codec is fitted here and shipped with the model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
@@ -33,14 +32,10 @@ $FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people "$NUM_PEOPLE" --he
 .venv/bin/python -c "from pathlib import Path; from facevox.demo import link_train_clips; \
 print(link_train_clips(Path('$RUN/world'), Path('$RUN/train_videos')), 'train clips')"
 
-# The video codec: the 9-frame codec of commit 3447c01 fine-tuned on 25-frame windows + single frames.
-if [ ! -f "$RUN/codec-video/diffusion_pytorch_model.safetensors" ]; then
-  mkdir -p "$RUN/codec-init"
-  for f in config.json diffusion_pytorch_model.safetensors; do
-    git show "3447c01:src/facevox/assets/codecs/video/$f" > "$RUN/codec-init/$f"
-  done
-  $FV train-codec video --recipe recipes/codec_video_tiny.yaml --data "$RUN/world" --out "$RUN/codec-video" \
-    init="$RUN/codec-init"
+# The video codec: a closed-form PCA patch code + conv refiner decoder (recipes/codec_video_pca_tiny.yaml,
+# ~10 min); the model below is trained on its latents.
+if [ ! -f "$RUN/codec-video/model.safetensors" ]; then
+  $FV train-codec video --recipe recipes/codec_video_pca_tiny.yaml --data "$RUN/world" --out "$RUN/codec-video"
 fi
 
 $FV curate --recipe recipes/curate_synth_world.yaml "$RUN/train_videos" "$RUN/curated"
@@ -57,5 +52,6 @@ for stage in stage1 stage2 stage3; do
   prev="$RUN/train/$stage"
 done
 if [ "$SHIP" = 1 ]; then
-  .venv/bin/python scripts/ship_model.py "$RUN"  # -> src/facevox/assets/models/tiny (+ PROVENANCE.json)
+  # -> src/facevox/assets/models/tiny and assets/codecs/video (+ PROVENANCE.json each)
+  .venv/bin/python scripts/ship_model.py "$RUN" --video-codec "$RUN/codec-video"
 fi

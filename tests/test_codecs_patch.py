@@ -25,7 +25,11 @@ def _clips(n: int = 4, frames: int = 9, h: int = 32, w: int = 48, seed: int = 0)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
     out = []
     for _ in range(n):
-        a, b, ph = torch.rand(3, generator=g) * 6, torch.rand(3, generator=g) * 4, torch.rand(3, generator=g) * 6
+        a, b, ph = (
+            torch.rand(3, generator=g) * 6,
+            torch.rand(3, generator=g) * 4,
+            torch.rand(3, generator=g) * 6,
+        )
         clip = torch.stack(
             [
                 torch.stack([torch.sin(a[c] * xx + b[c] * yy + ph[c] + 0.2 * t) for c in range(3)])
@@ -91,7 +95,12 @@ def test_stats_whiten_the_latents():
     std = z.transpose(0, 1).reshape(12, -1).std(1)
     torch.testing.assert_close(std, torch.ones(12), atol=1e-3, rtol=0)
     x = _clips(1, seed=2)[0]
-    torch.testing.assert_close(codec.linear_decode(codec.encode(x).mean), codec.decode(codec.encode(x).mean).clamp(-1, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        codec.linear_decode(codec.encode(x).mean),
+        codec.decode(codec.encode(x).mean).clamp(-1, 1),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_save_load_round_trip_loader_by_kind_and_fingerprint(tmp_path):
@@ -109,6 +118,14 @@ def test_save_load_round_trip_loader_by_kind_and_fingerprint(tmp_path):
     # fingerprints: stable, and they tell codecs apart
     assert codec_fingerprint(tmp_path / "pca") == codec_fingerprint(tmp_path / "pca")
     assert codec_fingerprint(tmp_path / "pca") != codec_fingerprint(tmp_path / "wan")
+    # a decoder fine-tune keeps the latents, so the fingerprint; a refit of the encoder does not
+    before = codec_fingerprint(tmp_path / "pca")
+    torch.nn.init.normal_(codec.refiner.out.weight, std=0.02)
+    codec.save_pretrained(tmp_path / "pca")
+    assert codec_fingerprint(tmp_path / "pca") == before
+    codec.fit(_clips(seed=9))
+    codec.save_pretrained(tmp_path / "pca")
+    assert codec_fingerprint(tmp_path / "pca") != before
     # a missing tensor is refused (strict load), and so is a folder of another kind
     from safetensors.torch import load_file, save_file
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from facevox.codecs.loading import codec_fingerprint, load_video_codec
 from facevox.codecs.shipped import default_codec_dir
 from facevox.demo import DemoConfig
 from facevox.models import DualTowerDiT
@@ -15,12 +16,16 @@ from facevox.models.shipped import ShippedModelError, default_model_dir
 def test_shipped_model_loads_strictly_and_matches_the_shipped_codecs() -> None:
     folder = default_model_dir()
     model = DualTowerDiT.from_pretrained(folder)
-    video = json.loads((default_codec_dir("video") / "config.json").read_text())
     audio = json.loads((default_codec_dir("audio") / "config.json").read_text())
     assert model.config.name == "tiny"
-    assert model.config.video.in_channels == video["z_dim"]
+    assert model.config.video.in_channels == load_video_codec(default_codec_dir("video")).latent_channels
     assert model.config.audio.in_channels == audio["latent_channels"]
     assert model.config.text_dim == 384  # MiniLM, the embedded caption encoder
+    # and it was trained on latents of exactly these codecs
+    prov = json.loads((folder / "PROVENANCE.json").read_text())
+    assert prov["codec_fingerprints"] == {
+        k: codec_fingerprint(default_codec_dir(k)) for k in ("video", "audio")
+    }
 
 
 def test_shipped_model_was_trained_on_other_people_than_the_demo() -> None:
@@ -32,3 +37,19 @@ def test_shipped_model_was_trained_on_other_people_than_the_demo() -> None:
 def test_missing_shipped_model_says_what_to_do() -> None:
     with pytest.raises(ShippedModelError, match="train_shipped_model.sh"):
         default_model_dir("no-such-model")
+
+
+def test_demo_stages_train_with_the_recipes_objective() -> None:
+    """The demo fine-tunes the shipped model: it must keep the objective (shift, dropout) the shipped
+    model was trained with, since the release's pipeline.json samples on that shift."""
+    from pathlib import Path
+
+    from facevox.config import load
+    from facevox.training.config import TrainConfig
+
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    demo = DemoConfig()
+    for name in ("stage1", "stage2", "stage3"):
+        recipe = load(TrainConfig, recipes / f"{name}_tiny.yaml")
+        assert getattr(demo, name).objective == recipe.objective, name
+    assert demo.base.objective == load(TrainConfig, recipes / "base_tiny.yaml").objective

@@ -152,3 +152,62 @@ def test_validation_per_sample_losses_are_fixed_and_average_to_the_reported_loss
     # a different model gives different per-sample losses: the figures depend on the weights
     other = DualTowerDiT(get_config("debug")).eval()
     assert not torch.equal(v.sample_losses(other, v.objective)[0], sv)
+
+
+def test_nested_dropout_trains_each_guidance_variant_at_its_rate(shards: Path) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(4))
+    null = read_null_caption(shards)
+    counts = torch.zeros(4)
+    cfg = ObjectiveConfig(dropout="nested", nested_probs=(0.25, 0.25, 0.25, 0.25), drop_text=0.0)
+    for step in range(50):
+        v, a, *_ = build_inputs(b, get_strategy("stage2"), cfg, null, sample_generators(0, step, 0, range(4)))
+        text = v.context_mask.sum(1) > null[1].sum()  # the sample's own caption is longer than the null one
+        faces, voices = v.references.mask.flatten(1).any(1), a.references.mask.flatten(1).any(1)
+        # nested: faces only with text, voices only with faces
+        assert bool((faces <= text).all()) and bool((voices <= faces).all())
+        level = text.long() + faces.long() + voices.long()  # 0 none, 1 text, 2 text+faces, 3 all
+        counts += torch.bincount(level, minlength=4)
+    share = counts / counts.sum()
+    assert bool(((share - 0.25).abs() < 0.1).all()), share
+    # drop_text on top: every sample with references keeps them, "all" samples lose the caption
+    refs_only = ObjectiveConfig(dropout="nested", nested_probs=(0, 0, 0, 1), drop_text=1.0)
+    v, a, *_ = build_inputs(b, get_strategy("stage2"), refs_only, null, sample_generators(0, 0, 0, range(4)))
+    assert bool(v.references.mask.flatten(1).any(1).all()) and bool(a.references.mask.flatten(1).any(1).all())
+    assert bool((v.context_mask.sum(1) == null[1].sum()).all())
+    with pytest.raises(ValueError, match="nested_probs"):
+        ObjectiveConfig(dropout="nested", nested_probs=(0.5, 0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="dropout must be"):
+        ObjectiveConfig(dropout="sometimes")
+
+
+def test_uniform_fraction_puts_sigma_mass_at_the_top_of_the_schedule(shards: Path) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(8))
+    null = read_null_caption(shards)
+
+    def share_above(cfg: ObjectiveConfig, level: float) -> float:
+        sig = torch.cat(
+            [
+                build_inputs(b, get_strategy("base"), cfg, null, sample_generators(0, s, 0, range(8)))[
+                    0
+                ].timesteps
+                for s in range(40)
+            ]
+        )
+        return float((sig > level).float().mean())
+
+    assert share_above(ObjectiveConfig(), 0.9) < 0.05
+    assert share_above(ObjectiveConfig(uniform_fraction=0.5), 0.9) > 0.03
+    # off by default draws exactly what it drew before (golden losses unchanged)
+    v1, *_ = build_inputs(
+        b, get_strategy("base"), ObjectiveConfig(), null, sample_generators(0, 0, 0, range(8))
+    )
+    v2, *_ = build_inputs(
+        b,
+        get_strategy("base"),
+        ObjectiveConfig(uniform_fraction=0.0),
+        null,
+        sample_generators(0, 0, 0, range(8)),
+    )
+    assert torch.equal(v1.latents, v2.latents)

@@ -51,17 +51,33 @@ def load_video_codec(folder: str | Path) -> Any:
     return WanVideoCodec.from_pretrained(folder).eval()
 
 
+DECODER_ONLY = ("decoder", "post_quant_conv", "refiner", "griffin")  # names of the decoding half
+
+
 def codec_fingerprint(folder: str | Path) -> str:
-    """sha256 (first 16 hex digits) over a codec folder's config and weight files, by name."""
+    """What a codec's latents are tied to, as 16 hex digits: a sha256 over its encoding half (every
+    weight tensor outside the decoder, by name), its latent statistics and its config less the
+    decoder-only entries. Fine-tuning a decoder keeps the fingerprint (latents, shards and models
+    trained on them stay valid); refitting or retraining the encoder changes it."""
+    from safetensors import safe_open
+
     folder = Path(folder)
     if (folder / "vae" / "config.json").is_file() and not (folder / "config.json").is_file():
         folder = folder / "vae"
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors") and p.is_file())
-    files = [p for p in files if p.name != "PROVENANCE.json"]
-    if not files:
-        raise CodecFilesError(f"codec folder {folder} holds no config or weights")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not (folder / "config.json").is_file() or not weights:
+        raise CodecFilesError(f"codec folder {folder} needs config.json and *.safetensors weights")
+    config = json.loads((folder / "config.json").read_text())
     h = hashlib.sha256()
-    for p in files:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
+    kept = {k: v for k, v in sorted(config.items()) if not any(d in k for d in DECODER_ONLY)}
+    h.update(json.dumps(kept, sort_keys=True).encode())
+    if (folder / "latent_stats.json").is_file():
+        h.update((folder / "latent_stats.json").read_bytes())
+    for path in weights:
+        with safe_open(str(path), framework="pt") as fh:
+            for key in sorted(fh.keys()):
+                if key.split(".")[0] in DECODER_ONLY:
+                    continue
+                h.update(key.encode())
+                h.update(fh.get_tensor(key).contiguous().numpy().tobytes())
     return h.hexdigest()[:16]

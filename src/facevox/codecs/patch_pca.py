@@ -94,7 +94,9 @@ class PatchPCAVideoCodec(nn.Module):
         P, C = config.patch_size, config.latent_channels
         self.register_buffer("patch_mean", torch.zeros(P))  # (P,)
         self.register_buffer("basis", torch.zeros(C, P))  # (C, P) orthonormal rows
-        self.refiner = Refiner(config.refiner_width, config.refiner_dilations) if config.refiner_width else None
+        self.refiner = (
+            Refiner(config.refiner_width, config.refiner_dilations) if config.refiner_width else None
+        )
         self.stats = LatentStats.identity(C)
 
     # ---- geometry (the Codec protocol and what encode / the pipeline read)

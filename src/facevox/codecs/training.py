@@ -278,10 +278,17 @@ def fit_patch_codec(
 ) -> dict[str, float]:
     """Closed-form fit of the patch basis, then the latent statistics, on training crops."""
     v = cfg.video
-    batches = (bank.video_batch(cfg.batch_size, v.frames, v.size, gen, v.face_crop_fraction) for _ in range(v.fit_batches))
+    batches = (
+        bank.video_batch(cfg.batch_size, v.frames, v.size, gen, v.face_crop_fraction)
+        for _ in range(v.fit_batches)
+    )
     info = codec.fit(batches)
     codec.set_stats(measure_stats(cfg, codec, bank, gen))
-    log.info("patch codec fitted on %d patches: %.4f of the variance kept", info["patches"], info["explained_variance"])
+    log.info(
+        "patch codec fitted on %d patches: %.4f of the variance kept",
+        info["patches"],
+        info["explained_variance"],
+    )
     return info
 
 
@@ -362,7 +369,9 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
         fit = fit_patch_codec(cfg, codec, bank, gen)
         atomic_write_text(out / "fit.json", json.dumps(fit))
         save_state(out / CHECKPOINT, model, opt, gen, step)  # the fit (and its stats, below) survive a kill
-        atomic_write_text(out / "latent_stats.json", json.dumps({"mean": codec.stats.mean, "std": codec.stats.std}))
+        atomic_write_text(
+            out / "latent_stats.json", json.dumps({"mean": codec.stats.mean, "std": codec.stats.std})
+        )
     elif patch_codec and resumed and not cfg.init:
         saved = json.loads((out / "latent_stats.json").read_text())
         codec.set_stats(LatentStats(mean=tuple(saved["mean"]), std=tuple(saved["std"])))

@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class EncodeConfig:
-    video_codec: str = ""  # video codec folder (patch PCA or Wan VAE); "" = the tiny codec shipped in the package
+    video_codec: str = (
+        ""  # video codec folder (patch PCA or Wan VAE); "" = the tiny codec shipped in the package
+    )
     audio_codec: str = ""  # MelAudioCodec folder; "" = the shipped tiny codec
     text_encoder: str = "minilm"  # "minilm" (embedded default) or a local T5/umT5 folder
     width: int = 128  # frames are resized to width x height (multiples of 16)

@@ -39,6 +39,13 @@ class ObjectiveConfig:
     drop_faces: float = 0.1  # probability of no face references
     drop_voices: float = 0.1  # probability of no voice references
     drop_all: float = 0.05  # probability of dropping text, faces and voices together
+    # "independent": the four drop_* draws above. "nested": one draw per sample of the condition set
+    # the guidance chain contrasts (diffusion.guidance.VARIANTS: none, text, text+faces, all) with
+    # probabilities nested_probs, so every prediction guidance subtracts is trained as often as asked
+    # (independent drops give "caption, no references" to about 1 % of samples); drop_text then
+    # applies to the "all" samples alone
+    dropout: str = "independent"
+    nested_probs: tuple[float, float, float, float] = (0.1, 0.1, 0.1, 0.7)
     sample_posterior: bool = True  # x0 = mean + std * eps (False: the posterior mean)
     # reference augmentation (1.0 = off): each face view kept with this probability (at least one
     # stays), and each voice reference cut to a random contiguous span of at least this fraction of
@@ -59,6 +66,14 @@ class ObjectiveConfig:
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+        if self.dropout not in ("independent", "nested"):
+            raise ValueError(f"dropout must be 'independent' or 'nested', got {self.dropout!r}")
+        if (
+            len(self.nested_probs) != 4
+            or min(self.nested_probs) < 0
+            or abs(sum(self.nested_probs) - 1) > 1e-6
+        ):
+            raise ValueError(f"nested_probs must be 4 probabilities summing to 1, got {self.nested_probs}")
 
 
 @dataclass(frozen=True)
@@ -171,10 +186,18 @@ def build_inputs(
     nv = d.randn(x0v.shape)
     na = d.randn(x0a.shape)
     # 3. condition dropout (drawn even when unused, to keep each generator's stream fixed)
-    d_all = d.rand() < cfg.drop_all
-    d_text = (d.rand() < cfg.drop_text) | d_all
-    d_face = (d.rand() < cfg.drop_faces) | d_all
-    d_voice = (d.rand() < cfg.drop_voices) | d_all
+    if cfg.dropout == "nested":
+        edges = torch.tensor(np.cumsum(cfg.nested_probs)[:-1], dtype=torch.float32, device=dev)
+        variant = torch.bucketize(d.rand(), edges, right=True)  # 0 none, 1 text, 2 text+faces, 3 all
+        # "all" samples also lose the caption with probability drop_text: references without a caption
+        # (in a small world the caption alone names the clip, and the references would go unused)
+        d_text = (variant < 1) | ((variant == 3) & (d.rand() < cfg.drop_text))
+        d_face, d_voice = variant < 2, variant < 3
+    else:
+        d_all = d.rand() < cfg.drop_all
+        d_text = (d.rand() < cfg.drop_text) | d_all
+        d_face = (d.rand() < cfg.drop_faces) | d_all
+        d_voice = (d.rand() < cfg.drop_voices) | d_all
 
     caption, cmask, ctags = batch.caption, batch.caption_mask, batch.caption_slot_ids
     if bool(d_text.any()):

@@ -137,6 +137,8 @@ class Validator:
             drop_faces=0.0,
             drop_voices=0.0,
             drop_all=0.0,
+            dropout="independent",  # the drop_* fields above (and the reference-gain passes) apply
+            uniform_fraction=0.0,  # the same sigma law for every run, so runs compare
             ref_view_keep=1.0,
             voice_ref_min_span=1.0,
         )
