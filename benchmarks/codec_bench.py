@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facevox.codecs.training import load_trained
 from facevox.codecs.loading import load_video_codec
+from facevox.codecs.training import load_trained
 from facevox.data.encode import video_tensor
 from facevox.io.media import read_av
 from facevox.recognisers.faces import face_embeddings

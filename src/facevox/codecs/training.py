@@ -24,9 +24,9 @@ from tqdm import tqdm
 from facevox.codecs.audio import OobleckAudioCodec, tiny_oobleck_config
 from facevox.codecs.base import LatentStats
 from facevox.codecs.data import MediaBank, face_boxes, list_clips
+from facevox.codecs.loading import load_video_codec
 from facevox.codecs.losses import gaussian_kl, multires_stft_loss
 from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
-from facevox.codecs.loading import load_video_codec
 from facevox.codecs.patch_pca import PatchCodecConfig, PatchPCAVideoCodec
 from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.config import to_dict

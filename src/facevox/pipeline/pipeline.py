@@ -198,8 +198,8 @@ class FacevoxPipeline:
         offload: bool = False,
     ) -> FacevoxPipeline:
         """Load a pipeline folder (``pipeline.json``, ``model/``, ``video_codec/``, ``audio_codec/``)."""
-        from facevox.codecs.mel import MelAudioCodec
         from facevox.codecs.loading import load_video_codec
+        from facevox.codecs.mel import MelAudioCodec
         from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
 
         folder = Path(folder)
