@@ -94,6 +94,10 @@ def main() -> None:
         ship_video_codec(args.video_codec, world_cfg, commit.strip())
     DEST.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(release, DEST / "model.safetensors")
+    # generation settings (frame size, rate, shift, codec fingerprints) for `facevox generate` with no --model
+    pipeline = json.loads((release.parent.parent / "pipeline.json").read_text())
+    pipeline["trained_with"] = {k: v for k, v in pipeline.get("trained_with", {}).items() if k != "data"}
+    (DEST / "pipeline.json").write_text(json.dumps(pipeline, indent=1) + "\n")
     (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
     print(f"wrote {DEST}")
 

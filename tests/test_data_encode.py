@@ -162,6 +162,13 @@ def test_encode_resumes_and_redoes_a_truncated_sample(
     # the redo matches up to oneDNN's float reduction order (~4e-7 measured), not bit for bit
     for name in ("video_mean", "audio_mean", "face_refs", "voice_refs", "caption"):
         torch.testing.assert_close(getattr(after, name), before[name], atol=1e-4, rtol=1e-4)
+    # resuming with another video codec would mix two codecs' latents in one folder: refused
+    from facevox.codecs.patch_pca import PatchCodecConfig, PatchPCAVideoCodec
+
+    other = tmp_path.parent / f"{tmp_path.name}-pca"
+    PatchPCAVideoCodec(PatchCodecConfig(latent_channels=4, refiner_width=0)).save_pretrained(other)
+    with pytest.raises(EncodeError, match="other codecs"):
+        encode(_cfg((other, codecs[1])), curated, tmp_path, progress=False)
 
 
 @pytest.mark.slow  # two spawned workers each import torch, diffusers and MiniLM

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from facevox.data.shards import read_null_caption
-from facevox.models import DualTowerDiT
+from facevox.models import DualTowerDiT, get_config
 from facevox.training.config import TrainConfig
 from facevox.training.metrics import read_metrics
 from facevox.training.strategies import get_strategy
@@ -165,3 +165,18 @@ def test_video_patch_is_taken_from_the_run_and_must_fit(shards: Path, tmp_path: 
     )
     with pytest.raises(TrainError, match="not divisible"):
         train(_cfg(shards, tmp_path / "x", "base", steps=2, video_patch=(1, 3, 3)), progress=False)
+
+
+def test_init_trained_on_other_codecs_is_refused(shards: Path, tmp_path: Path) -> None:
+    """Shards of one codec cannot train a model made on another's latents (checked, not mixed)."""
+    import shutil
+
+    data = tmp_path / "shards"
+    shutil.copytree(shards, data)
+    fp = {"video": "a" * 16, "audio": "b" * 16}
+    (data / "encode.json").write_text(json.dumps({"codec_fingerprints": fp}))
+    model = tmp_path / "model"
+    DualTowerDiT(get_config("debug")).save_pretrained(model)
+    (model / "PROVENANCE.json").write_text(json.dumps({"codec_fingerprints": {**fp, "video": "c" * 16}}))
+    with pytest.raises(TrainError, match="trained on latents of codecs.*re-encode"):
+        train(_cfg(data, tmp_path / "s", "stage1", init=str(model), steps=1), progress=False)

@@ -10,8 +10,12 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="pipeline folder (a training run's release/)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument(
+        "--model",
+        help="pipeline folder (a training run's release/, or a model folder with pipeline.json); "
+        "default: the tiny model shipped in the package",
+    )
     source.add_argument(
         "--model-dir",
         help="a folder laid out like the Identity-as-Presence release's ckpts/ (docs/release.md); "
@@ -96,13 +100,14 @@ def run(args: argparse.Namespace) -> int:
                 use_voices=not no_voices,
             )
         ]
-    loader = FacevoxPipeline.from_release if args.model_dir else FacevoxPipeline.from_pretrained
-    pipe = loader(
-        args.model_dir or args.model,
-        device=args.device,
-        dtype=getattr(torch, args.dtype),
-        offload=args.offload,
-    )
+    opts = {"device": args.device, "dtype": getattr(torch, args.dtype), "offload": args.offload}
+    if args.model_dir:
+        pipe = FacevoxPipeline.from_release(args.model_dir, **opts)
+    elif args.model:
+        pipe = FacevoxPipeline.from_pretrained(args.model, **opts)
+    else:
+        pipe = FacevoxPipeline.from_shipped(**opts)
+    logging.getLogger(__name__).info("model: %s", pipe.source)
     for r in requests:  # everything is checked before the first clip is generated
         pipe.check(r)
     for r in requests:

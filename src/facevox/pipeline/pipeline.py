@@ -197,17 +197,33 @@ class FacevoxPipeline:
         dtype: torch.dtype = torch.float32,
         offload: bool = False,
     ) -> FacevoxPipeline:
-        """Load a pipeline folder (``pipeline.json``, ``model/``, ``video_codec/``, ``audio_codec/``)."""
-        from facevox.codecs.loading import load_video_codec
+        """Load a pipeline folder: a training run's ``release/`` (``pipeline.json``, ``model/``,
+        ``video_codec/``, ``audio_codec/``), or a shipped model folder (``pipeline.json`` beside
+        ``model.safetensors``, whose codecs are the package's; see :meth:`from_shipped`)."""
+        from facevox.codecs.loading import codec_fingerprint, load_video_codec
         from facevox.codecs.mel import MelAudioCodec
+        from facevox.codecs.shipped import default_codec_dir
         from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
 
         folder = Path(folder)
         s = PipelineSettings.read(folder)
-        for sub in ("model", "video_codec", "audio_codec"):
-            if not (folder / sub).is_dir():
-                raise RequestError(f"pipeline folder {folder} lacks {sub}/")
-        model = DualTowerDiT.from_pretrained(folder / "model").to(dtype)
+        if (folder / "model.safetensors").is_file() and not (folder / "model").is_dir():
+            model_dir = folder
+            codecs = {k: default_codec_dir(k) for k in ("video", "audio")}
+            want = json.loads((folder / "pipeline.json").read_text()).get("codec_fingerprints")
+            have = {k: codec_fingerprint(d) for k, d in codecs.items()}
+            if want is not None and want != have:
+                raise RequestError(
+                    f"model folder {folder} was trained on latents of codecs {want}; this package's codecs "
+                    f"are {have}: use the release folder of that training run instead"
+                )
+        else:
+            for sub in ("model", "video_codec", "audio_codec"):
+                if not (folder / sub).is_dir():
+                    raise RequestError(f"pipeline folder {folder} lacks {sub}/")
+            model_dir = folder / "model"
+            codecs = {"video": folder / "video_codec", "audio": folder / "audio_codec"}
+        model = DualTowerDiT.from_pretrained(model_dir).to(dtype)
         text = (
             MiniLMTextEncoder.from_pretrained(max_length=s.max_caption_tokens)
             if s.text_encoder == "minilm"
@@ -215,14 +231,23 @@ class FacevoxPipeline:
         )
         return cls(
             model,
-            load_video_codec(folder / "video_codec"),
-            MelAudioCodec.from_pretrained(folder / "audio_codec"),
+            load_video_codec(codecs["video"]),
+            MelAudioCodec.from_pretrained(codecs["audio"]),
             text,
             s,
             device=device,
             offload=offload,
             source=str(folder),
         )
+
+    @classmethod
+    def from_shipped(
+        cls, *, device: str = "cpu", dtype: torch.dtype = torch.float32, offload: bool = False
+    ) -> FacevoxPipeline:
+        """The model and codecs shipped in the package (``facevox generate`` with no ``--model``)."""
+        from facevox.models.shipped import default_model_dir
+
+        return cls.from_pretrained(default_model_dir(), device=device, dtype=dtype, offload=offload)
 
     @classmethod
     def from_release(
