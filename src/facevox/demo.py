@@ -243,12 +243,56 @@ def run(args: argparse.Namespace) -> int:
 
     report["init"] = start or "random weights + base pre-training"
     plot_losses({k: v for k, v in runs.items() if (v / "metrics.jsonl").is_file()}, out / "loss_curves.png")
+    contact_sheet(out, out / "frames.png")
     atomic_write_json(out / "report.json", report)
     from facevox.io.atomic import atomic_write_text
 
     atomic_write_text(out / "report.html", _html(out, report))
     log.info("demo report: %s (%.0f s)", out / "report.html", report["total_seconds"])
     return 0
+
+
+SHEET_SETS = (("benchmark/real", "real"), ("generated", "generated"), ("floor", "no references"))
+
+
+def contact_sheet(out: Path, png: Path, frames_per_clip: int = 3) -> Path | None:
+    """A PNG of every benchmark clip: one row each, ``frames_per_clip`` frames (start, middle, end) of
+    the real clip, the generated clip and the no-reference floor side by side."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from facevox.io.media import read_av
+
+    rows = []
+    for mp4 in sorted((out / "generated").glob("*.mp4")):
+        cells = []
+        for folder, _ in SHEET_SETS:
+            path = out / folder / mp4.name
+            video = read_av(path).video if path.is_file() else None
+            if video is None or len(video) == 0:
+                continue
+            pick = np.linspace(0, len(video) - 1, frames_per_clip).round().astype(int)
+            h, w = video.shape[1:3]
+            cells.append(np.concatenate([video[i] for i in pick], axis=1))
+            cells.append(np.full((h, 4, 3), 255, np.uint8))
+        if cells:
+            width = max(c.shape[0] for c in cells)
+            rows.append(np.concatenate([c for c in cells if c.shape[0] == width], axis=1))
+    if not rows:
+        return None
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
+    sheet = Image.fromarray(np.concatenate(rows, axis=0))
+    header = Image.new("RGB", (sheet.width, 16), "white")
+    draw = ImageDraw.Draw(header)
+    col = sheet.width // len(SHEET_SETS)
+    for i, (_, label) in enumerate(SHEET_SETS):
+        draw.text((i * col + 4, 2), label, fill="black")
+    full = Image.new("RGB", (sheet.width, sheet.height + 16), "white")
+    full.paste(header, (0, 0))
+    full.paste(sheet, (0, 16))
+    full.save(png)
+    return png
 
 
 def _summary(res: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +327,7 @@ def _html(out: Path, report: dict[str, Any]) -> str:
         + "".join(f"<td>{_f(agg.get(s, {}).get(m))}</td>" for s in ("generated", "floor", "ceiling"))
         + f"<td>{_f(margins.get(m))}</td></tr>"
         for m in (
+            "face_detect_rate",
             "face_sim",
             "face_same_rate",
             "voice_sim",
@@ -309,7 +354,10 @@ def _html(out: Path, report: dict[str, Any]) -> str:
 tiny model, stages 1-3 run here for minutes on a CPU from {html.escape(str(report.get("init", "")))}.
 Margins are generated minus the no-reference floor (same requests, same seeds).</p>
 <table><tr><th>metric</th><th>generated</th><th>floor</th><th>real (ceiling)</th><th>margin over floor</th></tr>{rows}</table>
-<p><a href="eval/report.html">full evaluation report</a></p><img src="loss_curves.png" alt="loss curves">
+<p><a href="eval/report.html">full evaluation report</a></p>
+<h2>Frames</h2><p>Per benchmark clip, frames at the start, middle and end: real clip, generated with the
+references, generated without them (the floor).</p><img src="frames.png" alt="frames of generated clips">
+<img src="loss_curves.png" alt="loss curves">
 <h2>Clips</h2><table>{vids}</table><h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>{steps}</table>
 </body></html>"""
 
