@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,13 @@ import soundfile as sf
 import torch
 from PIL import Image
 
+from curate_fixtures import frame, have_espeak, speech, talking_clip
 from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
 from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.data.encode import EncodeConfig, EncodeError, encode
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.data.shards import read_index, read_null_caption, read_sample
 from facevox.io.media import read_av
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import frame, have_espeak, speech, talking_clip  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

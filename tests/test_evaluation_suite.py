@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from PIL import Image
 
+from curate_fixtures import frame, have_espeak, speech, talking_clip
 from facevox.evaluation.metrics import EvalConfig
 from facevox.evaluation.suite import METRICS, evaluate, frechet_distance
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import frame, have_espeak, speech, talking_clip  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from curate_fixtures import have_espeak
 from facevox.cli import main
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs, make_pipeline_dir  # noqa: E402
+from pipeline_fixtures import make_inputs, make_pipeline_dir
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from curate_fixtures import have_espeak
 from facevox.io.media import read_av
 from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person, RequestError
 from facevox.pipeline.pipeline import GenerateConfig
 from facevox.pipeline.request import parse_person, parse_script
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs, make_pipeline_dir  # noqa: E402
+from pipeline_fixtures import make_inputs, make_pipeline_dir
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from curate_fixtures import have_espeak
 from facevox.io.media import read_av
 from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person
 from facevox.pipeline.pipeline import GenerateConfig
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs, make_pipeline_dir  # noqa: E402
+from pipeline_fixtures import make_inputs, make_pipeline_dir
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

@@ -5,20 +5,17 @@ two people on top of the single-subject layout, the release's tagged caption as 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from curate_fixtures import have_espeak
 from facevox.io.media import read_av
 from facevox.release import load_release
 from facevox.release.loader import config_from_yaml, find_parts
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs  # noqa: E402
-from release_fixtures import E2E_DIMS, make_release_dir, write_release_yaml  # noqa: E402
+from pipeline_fixtures import make_inputs
+from release_fixtures import E2E_DIMS, make_release_dir, write_release_yaml
 
 CAPTION = (
     "A medium shot of two people in a kitchen. <REF_1_S>a tall man<REF_1_E> on the left says, "

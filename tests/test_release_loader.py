@@ -3,7 +3,6 @@ key layout, two shards): strict, lazy (meta build + assign), checks before readi
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,10 +11,8 @@ from safetensors.torch import save_file
 
 from facevox.models.manifests.describe import describe
 from facevox.release import ReleaseError, load_release, load_release_model
-
-sys.path.insert(0, str(Path(__file__).parent))
-from release_fixtures import CFG, DIMS  # noqa: E402
-from release_fixtures import write_transformer as _release  # noqa: E402
+from release_fixtures import CFG, DIMS
+from release_fixtures import write_transformer as _release
 
 
 def test_release_transformer_loads_strictly(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from curate_fixtures import have_espeak
 from facevox.io.media import read_av
-
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs  # noqa: E402
-from serve_fixtures import running_server  # noqa: E402
+from pipeline_fixtures import make_inputs
+from serve_fixtures import running_server
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 

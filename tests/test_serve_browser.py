@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from curate_fixtures import have_espeak  # noqa: E402
-from pipeline_fixtures import make_inputs  # noqa: E402
-from serve_fixtures import running_server  # noqa: E402
+from curate_fixtures import have_espeak
+from pipeline_fixtures import make_inputs
+from serve_fixtures import running_server
 
 webdriver = pytest.importorskip("selenium.webdriver")
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")

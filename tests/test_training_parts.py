@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +14,7 @@ from facevox.training.config import TrainConfig
 from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import Validator
-
-sys.path.insert(0, str(Path(__file__).parent))
-from latent_fixtures import write_shards  # noqa: E402
+from latent_fixtures import write_shards
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,7 @@ from facevox.training.config import TrainConfig
 from facevox.training.metrics import read_metrics
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import TrainError, Validator, train
-
-sys.path.insert(0, str(Path(__file__).parent))
-from latent_fixtures import write_shards  # noqa: E402
+from latent_fixtures import write_shards
 
 # First 20 training losses per stage (debug size, fixture seed 0, each stage from the previous one),
 # generated once from this code; any change to the objective, sampler or model must update them.
