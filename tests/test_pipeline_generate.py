@@ -187,3 +187,40 @@ def test_cli_no_references_applies_to_every_request_of_a_file(pipe_dir: Path, in
         faces = json.loads((tmp_path / "faces" / f"{n}.json").read_text())
         assert floor["references_used"] == {"faces": False, "voices": False}
         assert faces["references_used"] == {"faces": True, "voices": False}
+
+
+def test_the_named_steps_compose_to_the_call(pipe: FacevoxPipeline, inputs, tmp_path: Path) -> None:
+    """check_inputs -> encode_conditions -> prepare_latents -> denoise -> decode -> write, each on its
+    own, gives what __call__ gives."""
+    import torch
+
+    from facevox.diffusion.guidance import Guidance
+
+    req, cfg = _two(inputs), GenerateConfig(steps=2)
+    checked = pipe.check_inputs(req)
+    assert (checked.frames, checked.height, checked.width) == (13, 32, 48)  # 1.2 s at 10 fps -> 1 + 4k
+    assert [len(c) for c in checked.face_crops] == [2, 1] and len(checked.voices) == 2
+    cond = pipe.encode_conditions(req, checked, Guidance(video=cfg.video, audio=cfg.audio))
+    G = len(cond.variants)
+    assert cond.variants == ("none", "text", "text+faces", "all")
+    assert cond.caption.shape[0] == cond.faces.mask.shape[0] == cond.voices.mask.shape[0] == G
+    assert not bool(cond.faces.mask[:2].any()) and bool(cond.faces.mask[2:].any())  # faces from "text+faces"
+    assert not bool(cond.voices.mask[:3].any()) and bool(cond.voices.mask[3].any())  # voices only in "all"
+    assert bool((cond.caption_slot_ids[0] == -1).all())  # the empty caption names nobody
+    video, audio = pipe.prepare_latents(req, checked)
+    again, _ = pipe.prepare_latents(req, checked)
+    assert torch.equal(video, again) and video.shape == (1, 4, 4, 4, 6)
+    video, audio, forwards = pipe.denoise(cond, video, audio, cfg)
+    assert forwards >= 2
+    frames, wav = pipe.decode(video, audio, pipe.audio_samples(checked.frames))
+    whole = pipe(req, tmp_path / "call", config=cfg)
+    np.testing.assert_array_equal(frames, whole.frames)
+    np.testing.assert_array_equal(wav, whole.audio)
+    # the cache slices itself for a subset of the variants
+    cache = pipe.model.prepare_references(
+        cond.faces, cond.voices, video_frames=4, audio_tokens=audio.shape[1]
+    )
+    rows = torch.tensor([1, 3])
+    part = cache.select(rows)
+    assert part.batch_size == 2 and torch.equal(part.slot_present, cache.slot_present[rows])
+    assert cache.select(torch.arange(G)) is cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 
@@ -26,6 +27,18 @@ class References:
     latents: Tensor
     mask: Tensor
     slot_ids: Tensor
+
+    def select(self, rows: Tensor) -> References:
+        """The batch rows ``rows`` (1-D index tensor)."""
+        return References(latents=self.latents[rows], mask=self.mask[rows], slot_ids=self.slot_ids[rows])
+
+    def disabled(self) -> References:
+        """The same tensors with every group masked out (no slot referenced)."""
+        return References(
+            latents=self.latents,
+            mask=torch.zeros_like(self.mask),
+            slot_ids=torch.full_like(self.slot_ids, -1),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,9 @@ Shape legend: ``B`` batch, ``H`` heads, ``Nr`` reference tokens (padded), ``Dh``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor
 
 
@@ -18,6 +19,10 @@ class ReferenceKV:
     k: Tensor  # (B, H, Nr, Dh)
     v: Tensor  # (B, H, Nr, Dh)
     valid: Tensor  # (B, Nr) bool, False for padding views / frames / groups
+
+    def select(self, rows: Tensor) -> ReferenceKV:
+        """The batch rows ``rows`` (1-D index tensor)."""
+        return ReferenceKV(k=self.k[rows], v=self.v[rows], valid=self.valid[rows])
 
 
 @dataclass(frozen=True)
@@ -39,3 +44,16 @@ class ReferenceCache:
     @property
     def batch_size(self) -> int:
         return self.slot_present.shape[0]
+
+    def select(self, rows: Tensor) -> ReferenceCache:
+        """The batch rows ``rows`` (1-D index tensor); all rows in order: the cache itself."""
+        if rows.numel() == self.batch_size and bool(
+            (rows == torch.arange(self.batch_size, device=rows.device)).all()
+        ):
+            return self
+        return replace(
+            self,
+            video=None if self.video is None else tuple(kv.select(rows) for kv in self.video),
+            audio=None if self.audio is None else tuple(kv.select(rows) for kv in self.audio),
+            slot_present=self.slot_present[rows],
+        )

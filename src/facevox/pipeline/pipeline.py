@@ -148,6 +148,32 @@ def check_codecs_fit_model(model: DualTowerDiT, video_codec: Any, audio_codec: A
         )
 
 
+@dataclass(frozen=True)
+class CheckedRequest:
+    """A request that passed every check, with its people's media read and prepared."""
+
+    frames: int  # video frames to generate
+    height: int  # pixels
+    width: int
+    caption: dict[str, Any]  # the structured caption
+    turns: list[dict[str, Any]]  # who speaks when (planned)
+    face_crops: list[list[np.ndarray]]  # per person, aligned face crops (H, W, 3) uint8
+    voices: list[Tensor]  # per person, the speech-trimmed voice reference (S,)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Every guidance variant's conditions, stacked along the batch axis: G = len(variants)."""
+
+    variants: tuple[str, ...]  # diffusion.guidance.VARIANTS the scales need
+    caption_text: str  # the tagged caption fed to the text encoder
+    caption: Tensor  # (G, L, E) caption hidden states (the empty caption for "none")
+    caption_mask: Tensor  # (G, L) bool
+    caption_slot_ids: Tensor  # (G, L) long, -1 where a token names no referenced slot
+    faces: References  # (G, K, V, C, 1, h, w) masked per variant
+    voices: References  # (G, K, Tr, Ca) masked per variant
+
+
 class FacevoxPipeline:
     """Text encoder -> towers -> decoders; ``offload`` keeps each on the CPU until it runs."""
 
@@ -371,172 +397,220 @@ class FacevoxPipeline:
             latents=al, mask=am, slot_ids=slots
         )
 
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def __call__(
-        self,
-        req: GenerationRequest,
-        out_dir: str | Path,
-        *,
-        config: GenerateConfig | None = None,
-        callback: Callable[[int, int], None] | None = None,
-    ) -> GenerationResult:
-        cfg = config or GenerateConfig()
-        s, dev = self.settings, self.device
-        t0 = time.perf_counter()
+    # ------------------------------------------------------------------ generation, step by step
+    def check_inputs(self, req: GenerationRequest) -> CheckedRequest:
+        """Every check, and the people's media read and prepared (face crops, speech-trimmed voices);
+        a :class:`RequestError` before anything heavy runs."""
         frames, caption, turns = self.check(req)
-        crops = self._face_crops(req)
-        voices = self._voices(req)
-        t_checked = time.perf_counter()
+        height, width = self.size(req)
+        return CheckedRequest(
+            frames=frames,
+            height=height,
+            width=width,
+            caption=caption,
+            turns=turns,
+            face_crops=self._face_crops(req),
+            voices=self._voices(req),
+        )
 
-        text = caption_text(caption)
+    @torch.no_grad()
+    def encode_conditions(
+        self, req: GenerationRequest, checked: CheckedRequest, guidance: Guidance
+    ) -> Conditions:
+        """The caption and the references through their encoders, once, laid out for every guidance
+        variant along the batch axis (G = ``len(guidance.variants)``)."""
+        dev = self.device
+        text = caption_text(checked.caption)
         te = self._on(self.text)
         enc, null = te.encode([text]), te.encode([""])
         self._off(te)
-        faces, voice_refs = self._references(crops, voices)
+        faces, voices = self._references(checked.face_crops, checked.voices)
         if not req.use_faces:
-            faces = References(
-                latents=faces.latents, mask=torch.zeros_like(faces.mask), slot_ids=faces.slot_ids * 0 - 1
-            )
+            faces = faces.disabled()
         if not req.use_voices:
-            voice_refs = References(
-                latents=voice_refs.latents,
-                mask=torch.zeros_like(voice_refs.mask),
-                slot_ids=voice_refs.slot_ids * 0 - 1,
-            )
-        guidance = Guidance(video=cfg.video, audio=cfg.audio)
-        variants = guidance.variants
-        t_prepared = time.perf_counter()
+            voices = voices.disabled()
+        length = max(enc.hidden.shape[1], null.hidden.shape[1])
 
-        # ---- the batched condition variants (G, ...)
-        L = max(enc.hidden.shape[1], null.hidden.shape[1])
-
-        def pad(t: Tensor, value: float | int | bool) -> Tensor:
+        def pad(t: Tensor, value: float | int | bool) -> Tensor:  # to ``length`` caption tokens
             return torch.nn.functional.pad(
-                t, (0, 0, 0, L - t.shape[1]) if t.ndim == 3 else (0, L - t.shape[1]), value=value
+                t, (0, 0, 0, length - t.shape[1]) if t.ndim == 3 else (0, length - t.shape[1]), value=value
             )
 
-        cap, cmask, ctags, fvar, vvar = [], [], [], [], []
-        for v in variants:
-            use_text, use_f, use_v = v != "none", v in ("text+faces", "all"), v == "all"
+        hidden, masks, tags, with_faces, with_voices = [], [], [], [], []
+        for variant in guidance.variants:
+            use_text, use_faces, use_voices = (
+                variant != "none",
+                variant in ("text+faces", "all"),
+                variant == "all",
+            )
             e = enc if use_text else null
-            cap.append(pad(e.hidden.float(), 0.0))
-            cmask.append(pad(e.mask, False))
-            present = torch.zeros(len(req.people), dtype=torch.bool, device=dev)
-            if use_f and req.use_faces:
-                present |= True
-            if use_v and req.use_voices:
-                present |= True
-            tags = pad(e.slot_ids, -1).to(dev)
-            tags = torch.where((tags >= 0) & present[tags.clamp(min=0)], tags, -1)
-            ctags.append(tags)
-            fvar.append(use_f)
-            vvar.append(use_v)
-        G = len(variants)
-        cap_t, cmask_t, ctags_t = torch.cat(cap).to(dev), torch.cat(cmask).to(dev), torch.cat(ctags)
+            hidden.append(pad(e.hidden.float(), 0.0))
+            masks.append(pad(e.mask, False))
+            referenced = torch.zeros(len(req.people), dtype=torch.bool, device=dev)
+            if (use_faces and req.use_faces) or (use_voices and req.use_voices):
+                referenced |= True
+            slot_tags = pad(e.slot_ids, -1).to(dev)  # a tag may only name a slot with a reference
+            tags.append(torch.where((slot_tags >= 0) & referenced[slot_tags.clamp(min=0)], slot_tags, -1))
+            with_faces.append(use_faces)
+            with_voices.append(use_voices)
+        dtype = next(self.model.parameters()).dtype
+        return Conditions(
+            variants=guidance.variants,
+            caption_text=text,
+            caption=torch.cat(hidden).to(dev),
+            caption_mask=torch.cat(masks).to(dev),
+            caption_slot_ids=torch.cat(tags),
+            faces=_per_variant(faces, with_faces, dtype),
+            voices=_per_variant(voices, with_voices, dtype),
+        )
 
-        def refs_for(r: References, keep: list[bool]) -> References:
-            k = torch.tensor(keep, device=dev)
-            mask = r.mask.expand(G, *r.mask.shape[1:]) & k[:, None, None]
-            slots = torch.where(mask.any(-1), r.slot_ids.expand(G, -1), -1)
-            latents = r.latents.expand(G, *r.latents.shape[1:]).to(next(self.model.parameters()).dtype)
-            return References(latents=latents, mask=mask, slot_ids=slots)
+    def prepare_latents(self, req: GenerationRequest, checked: CheckedRequest) -> tuple[Tensor, Tensor]:
+        """Starting noise from the request's seed: video (1, C, T, H, W) and audio (1, Na, Ca)."""
+        C, T, H, W = self.video_codec.latent_shape(checked.frames, checked.height, checked.width)
+        Na = self.audio_codec.latent_frames(self.audio_samples(checked.frames))
+        gen = torch.Generator(device="cpu").manual_seed(req.seed)
+        video = torch.randn(1, C, T, H, W, generator=gen).to(self.device)
+        audio = torch.randn(1, Na, self.audio_codec.latent_channels, generator=gen).to(self.device)
+        return video, audio
 
-        fref, vref = refs_for(faces, fvar), refs_for(voice_refs, vvar)
-        height, width = self.size(req)
-        C, T, H, W = self.video_codec.latent_shape(frames, height, width)
-        samples = round(frames / s.fps * s.sample_rate)
-        Na = self.audio_codec.latent_frames(samples)
+    def audio_samples(self, frames: int) -> int:
+        """Audio samples covering ``frames`` video frames."""
+        return round(frames / self.settings.fps * self.settings.sample_rate)
+
+    def sampler_config(self, cfg: GenerateConfig, video: Tensor) -> SamplerConfig:
+        """The solver settings; shift: the request's, else the pipeline's, else the resolution rule."""
+        _, _, T, H, W = video.shape
+        shift = cfg.shift or self.settings.shift or resolution_shift(T * (H // 2) * (W // 2))
+        return SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift, audio_shift=cfg.audio_shift)
+
+    @torch.no_grad()
+    def denoise(
+        self,
+        conditions: Conditions,
+        video: Tensor,
+        audio: Tensor,
+        cfg: GenerateConfig,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> tuple[Tensor, Tensor, int]:
+        """Integrate both streams from noise to clean latents with guidance; returns the latents and
+        the number of model forwards."""
+        dev = self.device
         model = self._on(self.model)
         dtype = next(model.parameters()).dtype
+        n_variants = len(conditions.variants)
         cache = (
-            model.prepare_references(fref, vref, video_frames=T, audio_tokens=Na) if cfg.use_cache else None
+            model.prepare_references(
+                conditions.faces, conditions.voices, video_frames=video.shape[2], audio_tokens=audio.shape[1]
+            )
+            if cfg.use_cache
+            else None
         )
-        gen = torch.Generator(device="cpu").manual_seed(req.seed)
-        xv = torch.randn(1, C, T, H, W, generator=gen).to(dev)
-        xa = torch.randn(1, Na, self.audio_codec.latent_channels, generator=gen).to(dev)
-        forwards = {"n": 0}
+        forwards = 0
 
-        def run(idx: list[int], xv_: Tensor, xa_: Tensor, sv: Tensor, sa: Tensor) -> tuple[Tensor, Tensor]:
-            sel = torch.tensor(idx, device=dev)
-            n = len(idx)
+        def forward(rows: list[int], xv: Tensor, xa: Tensor, sv: Tensor, sa: Tensor) -> tuple[Tensor, Tensor]:
+            nonlocal forwards
+            sel = torch.tensor(rows, device=dev)
+            n = len(rows)
+            caption = {
+                "context": conditions.caption[sel].to(dtype),
+                "context_mask": conditions.caption_mask[sel],
+                "context_slot_ids": conditions.caption_slot_ids[sel],
+            }
             vi = ModalityInput(
-                latents=xv_.expand(n, -1, -1, -1, -1).to(dtype),
+                latents=xv.expand(n, -1, -1, -1, -1).to(dtype),
                 timesteps=sv.expand(n).to(dtype),
-                context=cap_t[sel].to(dtype),
-                context_mask=cmask_t[sel],
-                context_slot_ids=ctags_t[sel],
-                references=None if cfg.use_cache else _take(fref, sel),
+                references=None if cache is not None else conditions.faces.select(sel),
+                **caption,
             )
             ai = ModalityInput(
-                latents=xa_.expand(n, -1, -1).to(dtype),
+                latents=xa.expand(n, -1, -1).to(dtype),
                 timesteps=sa.expand(n).to(dtype),
-                context=cap_t[sel].to(dtype),
-                context_mask=cmask_t[sel],
-                context_slot_ids=ctags_t[sel],
-                references=None if cfg.use_cache else _take(vref, sel),
+                references=None if cache is not None else conditions.voices.select(sel),
+                **caption,
             )
-            forwards["n"] += 1
-            out = model(vi, ai, references=_take_cache(cache, sel) if cache is not None else None)
+            forwards += 1
+            out = model(vi, ai, references=cache.select(sel) if cache is not None else None)
             return out.video.float(), out.audio.float()
 
-        def velocity(xv_: Tensor, xa_: Tensor, sv: Tensor, sa: Tensor) -> tuple[Tensor, Tensor]:
+        def velocity(xv: Tensor, xa: Tensor, sv: Tensor, sa: Tensor) -> tuple[Tensor, Tensor]:
             if cfg.batch_guidance:
-                ov, oa = run(list(range(G)), xv_, xa_, sv, sa)
+                out_v, out_a = forward(list(range(n_variants)), xv, xa, sv, sa)
             else:
-                outs = [run([i], xv_, xa_, sv, sa) for i in range(G)]
-                ov, oa = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
-            pv = {v: ov[i : i + 1] for i, v in enumerate(variants)}
-            pa = {v: oa[i : i + 1] for i, v in enumerate(variants)}
-            return combine(pv, cfg.video), combine(pa, cfg.audio)
+                outs = [forward([i], xv, xa, sv, sa) for i in range(n_variants)]
+                out_v, out_a = torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+            pred_v = {v: out_v[i : i + 1] for i, v in enumerate(conditions.variants)}
+            pred_a = {v: out_a[i : i + 1] for i, v in enumerate(conditions.variants)}
+            return combine(pred_v, cfg.video), combine(pred_a, cfg.audio)
 
-        shift = cfg.shift or s.shift or resolution_shift(T * (H // 2) * (W // 2))
-        scfg = SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift, audio_shift=cfg.audio_shift)
-        xv, xa = sample(velocity, xv, xa, scfg, callback)
+        video, audio = sample(velocity, video, audio, self.sampler_config(cfg, video), callback)
         self._off(model)
-        t_sampled = time.perf_counter()
+        return video, audio, forwards
 
+    @torch.no_grad()
+    def decode(self, video: Tensor, audio: Tensor, samples: int) -> tuple[np.ndarray, np.ndarray]:
+        """Latents to media: frames (F, H, W, 3) uint8 and speech (S,) float32 in [-1, 1]."""
         vc = self._on(self.video_codec)
-        video = vc.decode(xv)[0]  # (3, F, H, W) in [-1, 1]
+        pixels = vc.decode(video)[0]  # (3, F, H, W) in [-1, 1]
         self._off(vc)
         ac = self._on(self.audio_codec)
-        audio = ac.decode(xa.transpose(1, 2))[0, 0, :samples]
+        wav = ac.decode(audio.transpose(1, 2))[0, 0, :samples]
         self._off(ac)
-        frames_u8 = ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
-        wav = audio.float().clamp(-1, 1).cpu().numpy()
+        frames = ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).cpu().numpy()
+        return frames, wav.float().clamp(-1, 1).cpu().numpy()
+
+    def write(
+        self,
+        req: GenerationRequest,
+        out_dir: str | Path,
+        frames: np.ndarray,
+        wav: np.ndarray,
+        sidecar: dict[str, Any],
+    ) -> GenerationResult:
+        """``NAME.mp4`` and its ``NAME.json`` sidecar, each written atomically."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        mp4 = write_av(out / f"{req.name}.mp4", frames_u8, s.fps, wav, s.sample_rate)
-        t_done = time.perf_counter()
-        sidecar = {
+        mp4 = write_av(out / f"{req.name}.mp4", frames, self.settings.fps, wav, self.settings.sample_rate)
+        side = out / f"{req.name}.json"
+        atomic_write_json(side, sidecar)
+        return GenerationResult(video_path=mp4, sidecar_path=side, sidecar=sidecar, frames=frames, audio=wav)
+
+    def sidecar(
+        self,
+        req: GenerationRequest,
+        checked: CheckedRequest,
+        conditions: Conditions,
+        cfg: GenerateConfig,
+        sampler: SamplerConfig,
+        forwards: int,
+        timings: dict[str, float],
+    ) -> dict[str, Any]:
+        """What the clip is: seed, model, resolved config, timings, geometry, people, caption, turns."""
+        s = self.settings
+        return {
             "format": FORMAT,
             "seed": req.seed,
             "model": self.source,
             "config": {
                 "solver": cfg.solver,
                 "steps": cfg.steps,
-                "shift": scfg.shift,
-                "audio_shift": scfg.shifts[1],
+                "shift": sampler.shift,
+                "audio_shift": sampler.shifts[1],
                 "guidance_video": asdict(cfg.video),
                 "guidance_audio": asdict(cfg.audio),
-                "variants": list(variants),
+                "variants": list(conditions.variants),
                 "use_cache": cfg.use_cache,
                 "batch_guidance": cfg.batch_guidance,
-                "forwards": forwards["n"],
+                "forwards": forwards,
             },
             "timings": {
-                "check_s": round(t_checked - t0, 3),
-                "prepare_s": round(t_prepared - t_checked, 3),
-                "sample_s": round(t_sampled - t_prepared, 3),
-                "decode_write_s": round(t_done - t_sampled, 3),
-                "total_s": round(t_done - t0, 3),
+                **timings,
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
             "fps": s.fps,
             "sample_rate": s.sample_rate,
-            "duration": frames / s.fps,
-            "width": width,
-            "height": height,
+            "duration": checked.frames / s.fps,
+            "width": checked.width,
+            "height": checked.height,
             "references_used": {"faces": req.use_faces, "voices": req.use_voices},
             "people": [
                 {
@@ -548,42 +622,53 @@ class FacevoxPipeline:
                 }
                 for k, p in enumerate(req.people)
             ],
-            "caption": caption,
-            "caption_text": text,
-            "turns": turns,
+            "caption": checked.caption,
+            "caption_text": conditions.caption_text,
+            "turns": checked.turns,
         }
-        side = out / f"{req.name}.json"
-        atomic_write_json(side, sidecar)
-        return GenerationResult(
-            video_path=mp4, sidecar_path=side, sidecar=sidecar, frames=frames_u8, audio=wav
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        req: GenerationRequest,
+        out_dir: str | Path,
+        *,
+        config: GenerateConfig | None = None,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> GenerationResult:
+        """Check, encode the conditions, draw the noise, denoise, decode, write."""
+        cfg = config or GenerateConfig()
+        t0 = time.perf_counter()
+        checked = self.check_inputs(req)
+        t_checked = time.perf_counter()
+        conditions = self.encode_conditions(req, checked, Guidance(video=cfg.video, audio=cfg.audio))
+        t_prepared = time.perf_counter()
+        video, audio = self.prepare_latents(req, checked)
+        sampler = self.sampler_config(cfg, video)
+        video, audio, forwards = self.denoise(conditions, video, audio, cfg, callback)
+        t_sampled = time.perf_counter()
+        frames, wav = self.decode(video, audio, self.audio_samples(checked.frames))
+        timings = {
+            "check_s": round(t_checked - t0, 3),
+            "prepare_s": round(t_prepared - t_checked, 3),
+            "sample_s": round(t_sampled - t_prepared, 3),
+        }
+        # the sidecar carries the decode + write time of everything but itself
+        t_decoded = time.perf_counter()
+        timings["decode_write_s"] = round(t_decoded - t_sampled, 3)
+        timings["total_s"] = round(t_decoded - t0, 3)
+        result = self.write(
+            req, out_dir, frames, wav, self.sidecar(req, checked, conditions, cfg, sampler, forwards, timings)
         )
+        return result
 
 
-def _take(r: References, sel: Tensor) -> References:
-    return References(latents=r.latents[sel], mask=r.mask[sel], slot_ids=r.slot_ids[sel])
-
-
-def _take_cache(cache: Any, sel: Tensor) -> Any:
-    """The reference cache rows of the variants ``sel`` (all rows: the cache itself)."""
-    if sel.numel() == cache.batch_size and bool(
-        (sel == torch.arange(cache.batch_size, device=sel.device)).all()
-    ):
-        return cache
-    from dataclasses import replace
-
-    def take(kvs: Any) -> Any:
-        if kvs is None:
-            return None
-        return tuple(
-            type(kv)(
-                **{
-                    f: (getattr(kv, f)[sel] if torch.is_tensor(getattr(kv, f)) else getattr(kv, f))
-                    for f in kv.__dataclass_fields__
-                }
-            )
-            for kv in kvs
-        )
-
-    return replace(
-        cache, video=take(cache.video), audio=take(cache.audio), slot_present=cache.slot_present[sel]
+def _per_variant(refs: References, keep: list[bool], dtype: torch.dtype) -> References:
+    """One row of ``refs`` (batch 1) repeated for each guidance variant, masked where ``keep`` is False."""
+    k = torch.tensor(keep, device=refs.mask.device)
+    G = len(keep)
+    mask = refs.mask.expand(G, *refs.mask.shape[1:]) & k[:, None, None]
+    slots = torch.where(mask.any(-1), refs.slot_ids.expand(G, -1), -1)
+    return References(
+        latents=refs.latents.expand(G, *refs.latents.shape[1:]).to(dtype), mask=mask, slot_ids=slots
     )

@@ -1,4 +1,4 @@
-"""``facevox serve --model DIR [--host 127.0.0.1 --port 7860]``: the local web page."""
+"""``facevox serve [--model DIR] [--host 127.0.0.1 --port 7860]``: the local web page."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="pipeline folder (a training run's release/)")
+    p.add_argument(
+        "--model", help="pipeline folder (a training run's release/); default: the shipped tiny model"
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--work", help="folder for uploads and results (default: a new temporary folder)")
@@ -31,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from facevox.pipeline import FacevoxPipeline
     from facevox.serve import JobRunner, make_server
 
-    pipe = FacevoxPipeline.from_pretrained(
-        args.model, device=args.device, dtype=getattr(torch, args.dtype), offload=args.offload
+    opts = {"device": args.device, "dtype": getattr(torch, args.dtype), "offload": args.offload}
+    pipe = (
+        FacevoxPipeline.from_pretrained(args.model, **opts)
+        if args.model
+        else FacevoxPipeline.from_shipped(**opts)
     )
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
     server = make_server(JobRunner(pipe, work), args.host, args.port)
