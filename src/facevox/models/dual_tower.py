@@ -41,6 +41,7 @@ from facevox.models.positions import (
 )
 from facevox.models.reference_cache import ReferenceCache, ReferenceKV
 from facevox.models.tower_io import AudioEmbed, IdentityEmbedding, OutputHead, TextProjection
+from facevox.models.weights import from_pretrained, save_pretrained
 from facevox.nn.patchify import GridPositionEmbedding, PatchEmbed3d, unpatchify
 from facevox.nn.rope import RotaryTable, rotary_table
 from facevox.nn.timestep import TimestepEmbedding
@@ -80,8 +81,6 @@ class DualTowerDiT(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Safetensors with the config in its metadata (see :mod:`facevox.models.weights`)."""
-        from facevox.models.weights import save_pretrained
-
         return save_pretrained(self, directory)
 
     @classmethod
@@ -89,9 +88,7 @@ class DualTowerDiT(nn.Module):
         cls, directory: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
     ) -> DualTowerDiT:
         """Build on meta and load strictly (see :mod:`facevox.models.weights`)."""
-        from facevox.models.weights import from_pretrained
-
-        return from_pretrained(directory, device=device, dtype=dtype)
+        return from_pretrained(cls, directory, device=device, dtype=dtype)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute each block (and each reference step) in backward (plain torch.utils.checkpoint)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
@@ -18,7 +19,9 @@ from safetensors.torch import load_file, save_file
 from facevox.config import from_dict, to_dict
 from facevox.io.atomic import atomic_path
 from facevox.models.config import DualTowerConfig
-from facevox.models.dual_tower import DualTowerDiT
+
+if TYPE_CHECKING:
+    from facevox.models.dual_tower import DualTowerDiT
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ FORMAT_KEY = "facevox.format"
 FORMAT = "dual_tower_dit/1"
 
 
-def save_pretrained(model: DualTowerDiT, directory: str | Path) -> Path:
+def save_pretrained(model: torch.nn.Module, directory: str | Path) -> Path:
     """Write the model's weights and config; returns the file written."""
     path = Path(directory) / WEIGHTS_NAME
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -50,12 +53,17 @@ def read_config(directory: str | Path) -> DualTowerConfig:
 
 
 def from_pretrained(
-    directory: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    cls: type[DualTowerDiT],
+    directory: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
 ) -> DualTowerDiT:
-    """Build on the meta device and load strictly; ``dtype`` casts floating tensors if given."""
+    """Build ``cls`` on the meta device and load strictly; ``dtype`` casts floating tensors if given.
+    (The model class is passed in, so this module does not import the model module back.)"""
     config = read_config(directory)
     with torch.device("meta"):
-        model = DualTowerDiT(config)
+        model = cls(config)
     state = load_file(str(Path(directory) / WEIGHTS_NAME), device=str(device))
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
