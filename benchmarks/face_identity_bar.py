@@ -1,6 +1,6 @@
 """What reconstruction quality keeps face identity in encode's view: known degradations, measured.
 
-The video codec's face-identity target (issue 4) is the dlib similarity between a held-out frame and
+The video codec's face-identity target is the dlib similarity between a held-out frame and
 its reconstruction, over the same person's similarity across clips ("self-similarity"), >= 0.9. This
 script applies fixed, codec-free degradations to the same frames ``codec_bench.py --video`` uses (the
 same clips, view, face boxes and embedding) and prints, for each, PSNR and the face-identity ratio, so

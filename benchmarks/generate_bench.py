@@ -46,13 +46,13 @@ from facevox.pipeline.pipeline import GenerateConfig
 
 
 def tiny_pipeline(folder: Path) -> Path:
-    """A pipeline folder (contract 5): random ``tiny`` model, random tiny codecs, 64x64 at 25 fps."""
+    """A pipeline folder: random ``tiny`` model, random tiny codecs, 64x64 at 25 fps."""
     torch.manual_seed(0)
     WanVideoCodec.from_config(tiny_wan_config()).save_pretrained(folder / "video_codec")
     audio = MelAudioCodec(MelCodecConfig(latent_channels=8))
     audio.save_pretrained(folder / "audio_codec")
     cfg = get_config("tiny")
-    cfg = dataclasses.replace(  # channels come from the codecs (contract 7)
+    cfg = dataclasses.replace(  # channels come from the codecs
         cfg,
         video=dataclasses.replace(cfg.video, in_channels=tiny_wan_config()["z_dim"]),
         audio=dataclasses.replace(cfg.audio, in_channels=audio.latent_channels),

@@ -1,6 +1,6 @@
 """Speaker and reference tags of the structured caption, and which identity slot each token is in.
 
-Paper caption format (see docs/paper.md): person k's appearance is wrapped ``<REF_k_S> … <REF_k_E>``
+Paper caption format (arXiv 2603.17889): person k's appearance is wrapped ``<REF_k_S> … <REF_k_E>``
 and each line person k speaks ``<Sk> … <Ek>``; a single unattributed speaker uses ``<S> … <E>``.
 Tag numbers start at 1; identity slots start at 0 (``<S1>`` binds to slot 0, as the world's
 ground truth numbers slots).

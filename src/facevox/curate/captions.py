@@ -10,7 +10,7 @@ JSON caption of one sample::
 
 Rendered text: a description of the shot, each subject's appearance wrapped as
 ``<REF_k_S>…<REF_k_E>`` and each spoken line as ``<Sk>…<Ek>`` (one speaker alone: ``<S>…<E>``),
-ending with the background sound sentence, as in the paper (see docs/paper.md).
+ending with the background sound sentence, as in the paper (arXiv 2603.17889).
 """
 
 from __future__ import annotations

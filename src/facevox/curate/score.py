@@ -1,6 +1,6 @@
 """Score a curation run against a synthetic world's ground truth (``ground_truth/clips/*.json``).
 
-Figures (targets from issue 3 in brackets):
+Figures (targets in brackets):
 
 - face detection recall / precision at IoU >= 0.5, every frame of every GT clip (>= 0.95 recall);
   a clip the pipeline dropped counts all its faces as missed;

@@ -4,7 +4,7 @@
 Wan2.2-TI2V-5B video tower and a symmetric audio tower on MMAudio latents, ~5.5B parameters each)
 and ``iap-5b`` (the same towers with the release's reference parameterisation: a full reference copy
 in the video tower, shared weights in the audio tower, voices from index 630; mapping it onto the
-release checkpoint is issue 9).
+release checkpoint: ``docs/release.md``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run the official Identity-as-Presence release through facevox (issue 9; ``docs/release.md``)."""
+"""Run the official Identity-as-Presence release through facevox (``docs/release.md``)."""
 
 from facevox.release.loader import (
     RELEASE_SETTINGS,

@@ -1,6 +1,6 @@
 """What each training stage trains, which references it feeds, and what it denoises.
 
-The paper (``docs/paper.md``, "What trains"): stage 1 trains the asymmetric self-attention and the
+The paper (arXiv 2603.17889, "What trains"): stage 1 trains the asymmetric self-attention and the
 reference weights W^(r); stages 2 and 3 train self-attention, text cross-attention, the V2A/A2V
 bridge, W^(z) and W^(r); the FFNs stay frozen throughout. Our reading of the names: W^(r) are the
 reference-token adapters (``*.ref.*``), W^(z) the identity embedding (``identity.*``); the bridge's
