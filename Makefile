@@ -20,5 +20,6 @@ test-slow: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 ci: lint test test-slow

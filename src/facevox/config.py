@@ -55,11 +55,12 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return value
         raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
+        cls = typing.cast(type[Any], tp)  # a dataclass type here (annotations name classes, not instances)
+        if isinstance(value, cls):
             return value
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping for {tp.__name__}, got {value!r}")
-        return from_dict(tp, value, prefix=f"{key}.")
+            raise ConfigError(f"{key}: expected a mapping for {cls.__name__}, got {value!r}")
+        return from_dict(cls, value, prefix=f"{key}.")
     if origin in (tuple, list, Sequence):
         if isinstance(value, str):
             value = (

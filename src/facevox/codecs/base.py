@@ -10,10 +10,11 @@ Weights are only ever read from a local folder: a missing folder or file is a
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 import torch
 
@@ -120,16 +121,29 @@ class Codec(Protocol):
     def from_pretrained(cls, folder: str | Path) -> Self: ...
 
 
+class LogMelDecoder(Protocol):
+    """What :class:`MonoAudioCodecMixin` needs of its ``vae`` (a ``torch.nn.Module``)."""
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor: ...
+
+
 class MonoAudioCodecMixin:
     """Geometry, statistics and the normalised coding of a mono log-mel audio codec. The class defines
     ``time_stride``, ``latent_channels``, ``raw_posterior(audio)`` and a ``vae`` whose ``decode`` maps
     raw latents to log-mels."""
 
     stats: LatentStats
-    time_stride: int
-    latent_channels: int
-    vae: torch.nn.Module
+    vae: LogMelDecoder
 
+    if TYPE_CHECKING:  # read-only properties of the codec class
+
+        @property
+        def time_stride(self) -> int: ...
+
+        @property
+        def latent_channels(self) -> int: ...
+
+    @abstractmethod
     def raw_posterior(self, audio: torch.Tensor) -> LatentDist: ...
 
     @property

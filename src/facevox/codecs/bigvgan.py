@@ -17,7 +17,9 @@ Shapes: ``B`` batch, ``M`` mel bins, ``F`` mel frames, ``C`` channels, ``S = F *
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -76,6 +78,8 @@ def kaiser_sinc_filter(cutoff: float, half_width: float, kernel_size: int) -> Te
 class UpSample1d(nn.Module):
     """x2 (``ratio``) interpolation by a transposed depthwise sinc filter; (B, C, L) -> (B, C, rL)."""
 
+    filter: Tensor  # buffer
+
     def __init__(self, ratio: int = 2, kernel_size: int = 12) -> None:
         super().__init__()
         self.ratio = ratio
@@ -92,6 +96,8 @@ class UpSample1d(nn.Module):
 
 
 class LowPassFilter1d(nn.Module):
+    filter: Tensor  # buffer
+
     def __init__(self, cutoff: float, half_width: float, stride: int, kernel_size: int) -> None:
         super().__init__()
         self.stride = stride
@@ -198,7 +204,7 @@ class BigVGANVocoder(nn.Module):
     def forward(self, mel: Tensor) -> Tensor:
         n = len(self.cfg.resblock_kernel_sizes)
         x = self.conv_pre(mel)
-        for i, (up,) in enumerate(self.ups):
+        for i, (up,) in enumerate(cast("Iterable[nn.ModuleList]", self.ups)):
             x = up(x)
             x = sum(self.resblocks[i * n + j](x) for j in range(n)) / n
         return torch.tanh(self.conv_post(self.activation_post(x)))

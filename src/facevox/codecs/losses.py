@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from facevox.codecs.base import LatentDist
@@ -25,7 +27,12 @@ def multires_stft_loss(
     total = pred.new_zeros(())
     for n_fft in fft_sizes:
         window = torch.hann_window(n_fft, device=pred.device, dtype=pred.dtype)
-        kw = {"n_fft": n_fft, "hop_length": n_fft // 4, "window": window, "return_complex": True}
+        kw: dict[str, Any] = {
+            "n_fft": n_fft,
+            "hop_length": n_fft // 4,
+            "window": window,
+            "return_complex": True,
+        }
         p = torch.stft(pred, **kw).abs().clamp_min(1e-5)  # (B, F, N)
         t = torch.stft(target, **kw).abs().clamp_min(1e-5)
         sc = torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp_min(1e-5)

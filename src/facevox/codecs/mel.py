@@ -103,6 +103,11 @@ class MelVAE(nn.Module):
 class MelAudioCodec(MonoAudioCodecMixin, nn.Module):
     """Frozen mel VAE + Griffin-Lim: ``encode`` (B, 1, S) -> normalised LatentDist (B, C, S / 640)."""
 
+    vae: MelVAE
+    mel_fb: torch.Tensor  # buffers
+    mel_pinv: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self, cfg: MelCodecConfig, stats: LatentStats | None = None) -> None:
         super().__init__()
         import librosa

@@ -79,6 +79,10 @@ def load_strict(module: nn.Module, path: Path) -> None:
 class MMAudioCodec(MonoAudioCodecMixin, nn.Module):
     """Frozen mel VAE + vocoder: ``encode`` (B, 1, S) -> LatentDist (B, C, S / 512); ``decode`` back."""
 
+    vae: MMAudioVAE
+    mel_fb: torch.Tensor  # buffers
+    window: torch.Tensor
+
     def __init__(
         self,
         vae: MMAudioVAE,

@@ -18,10 +18,15 @@ import argparse
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from facevox.codecs.base import CodecFilesError
+
+if TYPE_CHECKING:
+    from facevox.codecs.bigvgan import BigVGANVocoder
+    from facevox.codecs.mmaudio_vae import MMAudioVAE
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,7 @@ def modern_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
     return out
 
 
-def _architecture() -> tuple[torch.nn.Module, torch.nn.Module]:
+def _architecture() -> tuple[MMAudioVAE, BigVGANVocoder]:
     """The 16 kHz VAE and vocoder (built under the caller's device context)."""
     from facevox.codecs.bigvgan import BigVGANVocoder
     from facevox.codecs.mmaudio_vae import MMAudioVAE

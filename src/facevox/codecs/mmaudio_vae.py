@@ -18,7 +18,9 @@ Shapes: ``B`` batch, ``M`` mel bins, ``F`` mel frames, ``C`` channels, ``Z`` lat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -132,7 +134,10 @@ class Upsample1d(nn.Module):
 class _Level(nn.Module):
     """One resolution level: residual blocks, their attention (maybe none), and a resampler."""
 
-    def __init__(self, blocks: list[nn.Module], attn: list[nn.Module]) -> None:
+    downsample: nn.Module  # set on levels that resample (encoder: down, decoder: up)
+    upsample: nn.Module
+
+    def __init__(self, blocks: Sequence[nn.Module], attn: Sequence[nn.Module]) -> None:
         super().__init__()
         self.block = nn.ModuleList(blocks)
         self.attn = nn.ModuleList(attn)
@@ -183,7 +188,7 @@ class Encoder1d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         clip = self.cfg.clip_act
         h = self.conv_in(x)
-        for lvl in self.down:
+        for lvl in cast("Iterable[_Level]", self.down):
             h = lvl.run(h, clip)
             if hasattr(lvl, "downsample"):
                 h = lvl.downsample(h)
@@ -218,7 +223,7 @@ class Decoder1d(nn.Module):
     def forward(self, z: Tensor) -> Tensor:
         clip = self.cfg.clip_act
         h = self.mid(self.conv_in(z)).clamp(-clip, clip)
-        for lvl in reversed(self.up):
+        for lvl in reversed(cast("Sequence[_Level]", self.up)):
             h = lvl.run(h, clip)
             if hasattr(lvl, "upsample"):
                 h = lvl.upsample(h)
@@ -227,6 +232,9 @@ class Decoder1d(nn.Module):
 
 class MMAudioVAE(nn.Module):
     """log10-mel (B, M, F) <-> raw latents (B, Z, F / 2); the mel statistics are checkpoint buffers."""
+
+    data_mean: Tensor  # buffers
+    data_std: Tensor
 
     def __init__(self, cfg: MMAudioVAEConfig = VAE_16K) -> None:
         super().__init__()

@@ -79,7 +79,7 @@ class Refiner(nn.Module):
         self.body = nn.Sequential(*layers)
         self.out = nn.Conv2d(ch, 3, 3, padding=1)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]  # Conv2d(bias=True) has a bias
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.out(self.body(x))
@@ -87,6 +87,9 @@ class Refiner(nn.Module):
 
 class PatchPCAVideoCodec(nn.Module):
     """Frozen at use: ``encode`` (B, 3, T, H, W) -> normalised LatentDist (B, C, t, h, w)."""
+
+    patch_mean: Tensor  # (P,) buffer
+    basis: Tensor  # (C, P) buffer, orthonormal rows
 
     def __init__(self, config: PatchCodecConfig) -> None:
         super().__init__()

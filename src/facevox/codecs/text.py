@@ -22,12 +22,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import torch
 
 from facevox.codecs.base import CodecFilesError, require_files
 from facevox.codecs.tags import MAX_SLOTS, caption_tags, slot_ids, tag_phrase, tag_roles
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +130,9 @@ class MiniLMTextEncoder(CaptionEncoder):
         from sentence_transformers import SentenceTransformer
 
         st = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        return cls(st.tokenizer, st[0].auto_model, max_length=min(max_length, st.max_seq_length))
+        # int | None in sentence-transformers; a model with a tokenizer has its model_max_length
+        seq_len = cast(int, st.max_seq_length)
+        return cls(st.tokenizer, st[0].auto_model, max_length=min(max_length, seq_len))
 
 
 class T5TextEncoder(CaptionEncoder):
@@ -149,7 +154,9 @@ class T5TextEncoder(CaptionEncoder):
         from transformers import AutoConfig, AutoTokenizer, T5EncoderModel, UMT5EncoderModel
 
         config = AutoConfig.from_pretrained(str(path), local_files_only=True)
-        model_cls = {"umt5": UMT5EncoderModel, "t5": T5EncoderModel}.get(config.model_type)
+        model_cls: type[PreTrainedModel] | None = {"umt5": UMT5EncoderModel, "t5": T5EncoderModel}.get(
+            config.model_type
+        )
         if model_cls is None:
             raise ValueError(f"{path}: model_type {config.model_type!r} is neither t5 nor umt5")
         model = model_cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)

@@ -365,14 +365,14 @@ def train_codec(cfg: TrainCodecConfig, data: str | Path, out: str | Path) -> Pat
         boxes=face_boxes(data, paths) if cfg.kind == "video" and cfg.video.face_crop_fraction else None,
     )
     patch_codec = isinstance(codec, PatchPCAVideoCodec)
-    if patch_codec and not resumed and not cfg.init:
+    if isinstance(codec, PatchPCAVideoCodec) and not resumed and not cfg.init:
         fit = fit_patch_codec(cfg, codec, bank, gen)
         atomic_write_text(out / "fit.json", json.dumps(fit))
         save_state(out / CHECKPOINT, model, opt, gen, step)  # the fit (and its stats, below) survive a kill
         atomic_write_text(
             out / "latent_stats.json", json.dumps({"mean": codec.stats.mean, "std": codec.stats.std})
         )
-    elif patch_codec and resumed and not cfg.init:
+    elif isinstance(codec, PatchPCAVideoCodec) and resumed and not cfg.init:
         saved = json.loads((out / "latent_stats.json").read_text())
         codec.set_stats(LatentStats(mean=tuple(saved["mean"]), std=tuple(saved["std"])))
     if not params:

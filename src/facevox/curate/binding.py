@@ -12,10 +12,13 @@ voices, e.g. in overlapped speech) follows its own evidence. Voices whose best s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from facevox.curate.records import ClipWork, SpeechSegment, Track
+from facevox.curate.records import ClipWork, Track
 from facevox.curate.step import Drop, Resources
 
 
@@ -44,8 +47,18 @@ def person_motion(tracks: list[Track], person: int, num_frames: int) -> np.ndarr
     return out
 
 
+class TimeSpan(Protocol):
+    """A span of seconds, e.g. a :class:`SpeechSegment`."""
+
+    @property
+    def start(self) -> float: ...
+
+    @property
+    def end(self) -> float: ...
+
+
 def segment_scores(
-    segments: list[SpeechSegment], motions: np.ndarray, envelope: np.ndarray, fps: float, pad: float = 0.5
+    segments: Sequence[TimeSpan], motions: np.ndarray, envelope: np.ndarray, fps: float, pad: float = 0.5
 ) -> np.ndarray:
     """(num_segments, num_people) synchrony of each person's mouth with each segment's speech.
 

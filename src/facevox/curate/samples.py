@@ -164,6 +164,7 @@ def pick_face_refs(
 def build_samples(ds: Dataset, cfg: CurateConfig) -> tuple[list[Sample], list[dict[str, str]]]:
     rc = cfg.references
     crops_of: dict[str, list[tuple[str, Any]]] = {}
+    p: str | None  # a person id; the speaker look-ups below may find none
     for (c, tid), p in ds.person_of.items():
         tr = next(t for t in ds.tracks[c] if t.track_id == tid)
         crops_of.setdefault(p, []).extend((c, cr) for cr in tr.crops)
@@ -282,7 +283,9 @@ def _drop(a: dict[str, Any], sid: str, reason: str, detail: str) -> dict[str, st
 def make_caption(
     a: dict[str, Any], shot: int, subjects: list[Subject], ordered: list[tuple[str, Track]], turns: list[Turn]
 ) -> dict[str, Any]:
-    scene = a["scenes"][shot] if a.get("scenes") else {"brightness": 0.5, "background_rgb": [0.5, 0.5, 0.5]}
+    scene: dict[str, Any] = (
+        a["scenes"][shot] if a.get("scenes") else {"brightness": 0.5, "background_rgb": [0.5, 0.5, 0.5]}
+    )
     biggest = max(t.size for _, t in ordered)
     subj = []
     for s, (_, t) in zip(subjects, ordered, strict=True):

@@ -21,7 +21,7 @@ import math
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -32,6 +32,11 @@ from facevox.curate.pipeline import read_manifest
 from facevox.curate.samples import assign_people
 from facevox.curate.shards import plan_shards, read_shard
 from facevox.recognisers.faces import box_iou
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from facevox.curate.records import SpeechSegment
 
 FRAME = 0.01  # seconds per diarization scoring frame
 
@@ -175,7 +180,14 @@ def score(out_dir: str | Path, gt_dir: str | Path) -> dict[str, Any]:
         miss_t, fa_t, conf_t, ref_t = miss_t + mi, fa_t + fa, conf_t + co, ref_t + rt
         for s in g["segments"]:
             bind_n += 1
-            best = max(segs, key=lambda h, s=s: min(h.end, s["end"]) - max(h.start, s["start"]), default=None)
+            best = max(
+                segs,
+                key=cast(
+                    "Callable[[SpeechSegment], float]",
+                    lambda h, s=s: min(h.end, s["end"]) - max(h.start, s["start"]),
+                ),
+                default=None,
+            )
             if (
                 best is not None
                 and min(best.end, s["end"]) > max(best.start, s["start"])

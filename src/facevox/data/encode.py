@@ -26,7 +26,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -125,7 +125,7 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
     )
 
 
-def codec_dir(cfg: EncodeConfig, kind: str) -> Path:
+def codec_dir(cfg: EncodeConfig, kind: Literal["video", "audio"]) -> Path:
     """The configured codec folder, or the tiny one shipped in the package."""
     from facevox.codecs.shipped import default_codec_dir
 
@@ -137,7 +137,8 @@ def codec_fingerprints(cfg: EncodeConfig) -> dict[str, str]:
     """``{"video": ..., "audio": ...}``: what the latents of this run are tied to."""
     from facevox.codecs.loading import codec_fingerprint
 
-    return {kind: codec_fingerprint(codec_dir(cfg, kind)) for kind in ("video", "audio")}
+    kinds: tuple[Literal["video", "audio"], ...] = ("video", "audio")
+    return {kind: codec_fingerprint(codec_dir(cfg, kind)) for kind in kinds}
 
 
 def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
@@ -201,8 +202,8 @@ class _Encoder:
             imgs = [np.asarray(Image.open(self.curated / r["path"]).convert("RGB")) for r in refs]
             face_x.append(self.face_latents(imgs) if imgs else self.empty_face[None])
             face_self.append(self.face_latents([np.ascontiguousarray(crop(mid, s["box"], 0.25))]))
-            vx = [read_audio(self.curated / r["path"]) for r in s["voice_refs"]]
-            voice_x.append(self.voice_latents(np.concatenate(vx)) if vx else self.empty_voice)
+            clips = [read_audio(self.curated / r["path"]) for r in s["voice_refs"]]
+            voice_x.append(self.voice_latents(np.concatenate(clips)) if clips else self.empty_voice)
             own = [t for t in rec["speech"] if t["slot"] == s["slot"]]
             own_audio = [av.audio[round(t["start"] * sr) : round(t["end"] * sr)] for t in own]
             own_audio = [x for x in own_audio if x.size > sr // 10]

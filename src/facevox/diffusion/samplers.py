@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -58,7 +58,9 @@ def unipc(fn: VelocityFn, xv: Tensor, xa: Tensor, cfg: SamplerConfig, callback: 
     """diffusers' UniPC multistep solver (order 2 predictor-corrector) in flow mode."""
     from diffusers import UniPCMultistepScheduler
 
-    sched = [
+    # Any: mypy resolves diffusers' lazy top-level name to its torch-less dummy class, which has none
+    # of the scheduler's methods
+    sched: list[Any] = [
         UniPCMultistepScheduler(use_flow_sigmas=True, prediction_type="flow_prediction", flow_shift=shift)
         for shift in cfg.shifts
     ]

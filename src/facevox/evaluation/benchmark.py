@@ -60,7 +60,8 @@ def build_benchmark(
     refs_dir, real_dir = out / "refs", out / "real"
     refs_dir.mkdir(parents=True, exist_ok=True)
     real_dir.mkdir(parents=True, exist_ok=True)
-    requests, skipped = [], []
+    requests: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
     cache: dict[str, Any] = {}
 
     def media(g: dict[str, Any]) -> Any:

@@ -23,7 +23,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -133,8 +133,8 @@ def score_clip(
     side = read_sidecar(mp4)
     try:
         clip = read_av(mp4)
-    except Exception as e:  # PyAV raises several types for corrupt files
-        raise ClipError(f"{mp4}: unreadable media ({type(e).__name__}: {e})") from e
+    except Exception as err:  # PyAV raises several types for corrupt files
+        raise ClipError(f"{mp4}: unreadable media ({type(err).__name__}: {err})") from err
     fps, sr = float(side["fps"]), 16_000
     people = sorted(side["people"], key=lambda p: p["slot"])
     K = len(people)
@@ -180,7 +180,8 @@ def score_clip(
     out["copy_paste_gap"] = float(np.mean(gaps)) if gaps else None
 
     # ---- voices per turn
-    audio = clip.audio
+    # generated clips carry audio; a clip without any still fails below, as it always has
+    audio = cast(np.ndarray, clip.audio)
     vs, vo = [], []
     for t in side["turns"]:
         s, e = t.get("start"), t.get("end")

@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import torch
 from einops import rearrange, repeat
@@ -40,6 +40,7 @@ from facevox.models.positions import (
     video_reference_positions,
 )
 from facevox.models.reference_cache import ReferenceCache, ReferenceKV
+from facevox.models.tower import TowerLayers
 from facevox.models.tower_io import AudioEmbed, IdentityEmbedding, OutputHead, TextProjection
 from facevox.models.weights import from_pretrained, save_pretrained
 from facevox.nn.patchify import GridPositionEmbedding, PatchEmbed3d, unpatchify
@@ -208,7 +209,7 @@ class DualTowerDiT(nn.Module):
             mask = self._ref_attention_mask(valid)
             kvs = []
             for block in self.blocks:
-                tower = block.video if name == "video" else block.audio
+                tower = cast(TowerLayers, block.video if name == "video" else block.audio)
                 r, kv = self._run(tower.reference_step, r, mod, rope, mask, valid)
                 kvs.append(kv)
             streams[name] = tuple(kvs)

@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         pipe.check(r)
     for r in requests:
         bar = tqdm(total=cfg.steps, desc=f"generate {r.name}", unit="step")
-        res = pipe(r, args.out, config=cfg, callback=lambda i, n, bar=bar: bar.update(1))
+        on_step = cast("Callable[[int, int], None]", lambda i, n, bar=bar: bar.update(1))
+        res = pipe(r, args.out, config=cfg, callback=on_step)
         bar.close()
         logging.getLogger(__name__).info(
             "wrote %s (%.1f s)", res.video_path, res.sidecar["timings"]["total_s"]

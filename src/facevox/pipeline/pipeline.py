@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class AudioGuidanceScales(GuidanceScales):
 
 @dataclass(frozen=True, kw_only=True)
 class GenerateConfig:
-    solver: str = "unipc"  # unipc | euler
+    solver: Literal["unipc", "euler"] = "unipc"
     steps: int = 16
     shift: float = 0.0  # 0 = the pipeline's default
     audio_shift: float = 0.0  # the audio stream's own sigma-grid shift (0 = the same grid as video)
@@ -172,6 +172,9 @@ class Conditions:
     caption_slot_ids: Tensor  # (G, L) long, -1 where a token names no referenced slot
     faces: References  # (G, K, V, C, 1, h, w) masked per variant
     voices: References  # (G, K, Tr, Ca) masked per variant
+
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 class FacevoxPipeline:
@@ -297,7 +300,7 @@ class FacevoxPipeline:
         return cls(model, video, audio, text, settings, device=device, offload=offload, source=str(folder))
 
     # ------------------------------------------------------------------ preparation
-    def _on(self, module: torch.nn.Module) -> torch.nn.Module:
+    def _on(self, module: M) -> M:
         return module.to(self.device) if self.offload else module
 
     def _off(self, module: torch.nn.Module) -> None:

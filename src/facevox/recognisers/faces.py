@@ -42,8 +42,8 @@ def detect_faces(image: np.ndarray, min_size: int = 32) -> np.ndarray:
     )
     if len(found) == 0:
         return np.zeros((0, 4), np.float32)
-    found = np.asarray(found, np.float32)
-    return np.concatenate([found[:, :2], found[:, :2] + found[:, 2:]], 1)
+    xywh = np.asarray(found, np.float32)
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

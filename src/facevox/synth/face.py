@@ -350,7 +350,7 @@ class FaceRenderer:
         U, V, S = self.U, self.V, self.size
         face, hair_front, hair_back, ears, _, _ = self._geometry(f)
         skin = np.array(f.skin, np.float32)
-        alb = np.broadcast_to(skin, (S, S, 3)).copy()
+        alb: np.ndarray = np.broadcast_to(skin, (S, S, 3)).copy()
         # skin gradients: warmer cheeks, darker temples/jaw edge, slightly lighter T-zone
         for side in (-1, 1):
             blush = _gauss(U, V, side * (f.eye_spacing + 0.04), f.eye_y + 0.22, 0.12, 0.09)[..., None]
@@ -361,7 +361,7 @@ class FaceRenderer:
         rng = np.random.default_rng(f.stable_key())
         tex = cv2.GaussianBlur(rng.normal(0, 1, (S, S)).astype(np.float32), (0, 0), S / 64)
         alb = alb * (1 + 0.03 * tex / (tex.std() + 1e-6))[..., None]
-        spec = np.full((S, S), 0.10, np.float32)
+        spec: np.ndarray = np.full((S, S), 0.10, np.float32)
         ey, es = f.eye_y, f.eye_spacing
 
         def paint(mask: np.ndarray, colour: Any, strength: float = 1.0) -> None:

@@ -22,7 +22,7 @@ class MetricsWriter:
             keep = [
                 line
                 for line in self.path.read_text().splitlines()
-                if line.strip() and _step_of(line) is not None and _step_of(line) <= start_step
+                if line.strip() and (step := _step_of(line)) is not None and step <= start_step
             ]
             self.path.write_text("".join(line + "\n" for line in keep))
         self._tb = None

@@ -9,14 +9,19 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from facevox.training.config import ParallelConfig
 
+if TYPE_CHECKING:
+    from facevox.models.dual_tower import DualTowerDiT
+
 log = logging.getLogger(__name__)
+
+_M = TypeVar("_M", bound="DualTowerDiT")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ def init_distributed(device: torch.device) -> Dist:
     )
 
 
-def parallelize(model: nn.Module, cfg: ParallelConfig, env: Dist, device: torch.device) -> nn.Module:
+def parallelize(model: _M, cfg: ParallelConfig, env: Dist, device: torch.device) -> _M:
     """Apply checkpointing, compile and FSDP2 sharding in that order; returns the same module."""
     if cfg.activation_checkpointing:
         model.set_gradient_checkpointing(True)

@@ -13,6 +13,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,11 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
     ``cfg.video_patch`` when given."""
     base = get_config(cfg.size)
     s = read_sample(ds.folder / ds.entries[0].file)
-    patch = tuple(cfg.video_patch) if cfg.video_patch else base.video.patch
+    patch: tuple[int, int, int] = (
+        (int(cfg.video_patch[0]), int(cfg.video_patch[1]), int(cfg.video_patch[2]))
+        if cfg.video_patch
+        else base.video.patch
+    )
     _, t, h, w = s.video_mean.shape
     if t % patch[0] or h % patch[1] or w % patch[2]:
         raise TrainError(f"video latents {t}x{h}x{w} (t, h, w) are not divisible by the video patch {patch}")
@@ -207,7 +212,7 @@ def _full(t: torch.Tensor) -> torch.Tensor:
 def ema_validation(
     validator: Validator,
     model: torch.nn.Module,
-    trainable: dict[str, torch.Tensor],
+    trainable: Mapping[str, torch.Tensor],
     ema: dict[str, torch.Tensor],
 ) -> dict[str, float]:
     """The validation of the EMA weights (what the release holds) as ``ema_*`` keys; the live
