@@ -103,6 +103,23 @@ def test_stats_whiten_the_latents():
     )
 
 
+def test_shared_scaling_keeps_the_channels_energies_with_unit_variance_overall():
+    from facevox.codecs.base import LatentStats
+
+    codec = _fitted()
+    raw = torch.cat([codec.raw_posterior(c).mean for c in _clips(6, seed=2)])
+    per_channel = LatentStats.measure(raw)
+    shared = per_channel.shared()
+    assert shared.mean == per_channel.mean and len(set(shared.std)) == 1
+    codec.set_stats(shared)
+    z = torch.cat([codec.encode(c).mean for c in _clips(6, seed=2)])
+    assert abs(float(z.pow(2).mean()) - 1.0) < 0.05  # unit variance overall
+    std = z.transpose(0, 1).reshape(12, -1).std(1)
+    assert float(std[0] / std[-1]) > 5  # the leading channel keeps its energy over the weakest
+    with pytest.raises(ValueError, match="latent_scaling"):
+        PatchCodecConfig(latent_scaling="whiten")
+
+
 def test_save_load_round_trip_loader_by_kind_and_fingerprint(tmp_path):
     codec = _fitted(refiner=8)
     torch.nn.init.normal_(codec.refiner.out.weight, std=0.01)  # a refiner that does something
@@ -181,6 +198,7 @@ def test_train_codec_fits_then_trains_the_refiner_and_resumes_exactly(clip_folde
     for k, v in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[k], v, msg=k)
     assert a.stats == b.stats
+    assert len(set(a.stats.std)) == 1  # the default scaling: shared
     fit = json.loads((straight / "fit.json").read_text())
     assert fit["patches"] > 0 and 0 < fit["explained_variance"] <= 1
     assert float(a.refiner.out.weight.abs().sum()) > 0  # the refiner trained (it starts at zero)

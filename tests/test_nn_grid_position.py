@@ -30,3 +30,28 @@ def test_breaks_translation_equivariance_once_trained() -> None:
 def test_on_for_sizes_trained_here_off_for_release_sizes() -> None:
     assert get_config("tiny").video_grid_position and get_config("small").video_grid_position
     assert not get_config("iap-5b").video_grid_position and not get_config("ovi-11b").video_grid_position
+
+
+def test_sample_prediction_turns_the_heads_x0_into_the_velocity() -> None:
+    """video_prediction='sample': with the same weights, forward returns (x_sigma - h) / sigma where
+    the velocity model returns h; sigma is floored at min_prediction_sigma."""
+    import dataclasses
+
+    from facevox.models import DualTowerDiT
+    from model_inputs import make_inputs
+
+    base = get_config("debug")
+    torch.manual_seed(0)
+    as_velocity = DualTowerDiT(base).eval()
+    as_sample = DualTowerDiT(dataclasses.replace(base, video_prediction="sample")).eval()
+    as_sample.load_state_dict(as_velocity.state_dict())
+    video, audio = make_inputs(base, batch=2)
+    video = dataclasses.replace(video, timesteps=torch.tensor([0.5, 0.01]))
+    with torch.no_grad():
+        head = as_velocity(video, audio).video
+        out = as_sample(video, audio).video
+    sigma = torch.tensor([0.5, base.min_prediction_sigma]).view(2, 1, 1, 1, 1)
+    torch.testing.assert_close(out, (video.latents - head) / sigma, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        as_sample(video, audio).audio, as_velocity(video, audio).audio
+    )  # audio unchanged

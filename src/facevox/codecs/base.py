@@ -75,6 +75,12 @@ class LatentStats:
     def identity(cls, channels: int) -> LatentStats:
         return cls(mean=(0.0,) * channels, std=(1.0,) * channels)
 
+    def shared(self) -> LatentStats:
+        """The same centring, one scale for every channel (the root mean square of the stds): the
+        latent has unit variance overall and keeps its channels' relative energies."""
+        rms = math.sqrt(sum(s * s for s in self.std) / len(self.std))
+        return LatentStats(mean=self.mean, std=(rms,) * len(self.std))
+
     @classmethod
     def measure(cls, means: torch.Tensor) -> LatentStats:
         """Stats of raw posterior means ``(B, C, ...)`` over every axis but the channel axis."""

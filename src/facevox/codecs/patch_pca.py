@@ -50,6 +50,11 @@ class PatchCodecConfig:
     space_stride: int = 8  # pixels per patch side
     refiner_width: int = 32  # conv width of the decoder's refiner; 0 = linear decode only
     refiner_dilations: tuple[int, ...] = (1, 2, 4, 2, 1)  # one 3x3 conv each (receptive field 21 px)
+    # "shared": one scale for all channels (unit variance overall, the channels' energies kept: the
+    # leading, spatially smooth ones dominate, as in pixel space); "channel": each channel whitened
+    # to unit variance (measured: the 16 weakest, nearly white channels then look like noise to the
+    # DiT, and a tiny model never separates them: docs/results.md)
+    latent_scaling: str = "shared"
 
     def __post_init__(self) -> None:
         patch = self.patch_size
@@ -59,6 +64,8 @@ class PatchCodecConfig:
             raise ValueError(f"strides must be >= 1, got {self.time_stride}, {self.space_stride}")
         if self.refiner_width < 0:
             raise ValueError(f"refiner_width must be >= 0, got {self.refiner_width}")
+        if self.latent_scaling not in ("shared", "channel"):
+            raise ValueError(f"latent_scaling must be 'shared' or 'channel', got {self.latent_scaling!r}")
 
     @property
     def patch_size(self) -> int:

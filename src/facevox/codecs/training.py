@@ -63,8 +63,9 @@ class VideoCodecConfig:
     # ---- arch "pca" only
     fit_batches: int = 16  # batches of clips whose patches the closed-form fit reads
     refiner_width: int = 32  # conv width of the decoder's refiner (0: linear decode only)
+    latent_scaling: str = "shared"  # "shared" | "channel" (PatchCodecConfig.latent_scaling)
     # the refiner learns on latents with Gaussian noise of std drawn uniformly in [0, latent_noise]
-    # (normalised units) for half the samples: generated latents are never exact
+    # times each channel's std, for half the samples: generated latents are never exact
     latent_noise: float = 0.5
 
 
@@ -147,7 +148,11 @@ def build_codec(cfg: TrainCodecConfig) -> AnyCodec:
 def _fresh_codec(cfg: TrainCodecConfig) -> AnyCodec:
     if cfg.kind == "video" and cfg.video.arch == "pca":
         v = cfg.video
-        return PatchPCAVideoCodec(PatchCodecConfig(latent_channels=v.z_dim, refiner_width=v.refiner_width))
+        return PatchPCAVideoCodec(
+            PatchCodecConfig(
+                latent_channels=v.z_dim, refiner_width=v.refiner_width, latent_scaling=v.latent_scaling
+            )
+        )
     if cfg.kind == "video":
         v = cfg.video
         return WanVideoCodec.from_config(
@@ -266,7 +271,8 @@ def _patch_codec_loss(
     B = z.shape[0]
     level = torch.rand(B, generator=gen) * cfg.video.latent_noise
     level = torch.where(torch.rand(B, generator=gen) < 0.5, level, torch.zeros_like(level))
-    z = z + level.view(B, 1, 1, 1, 1) * torch.randn(z.shape, generator=gen)
+    scale = z.std(dim=(0, 2, 3, 4), keepdim=True)  # per channel: the noise follows each channel's energy
+    z = z + level.view(B, 1, 1, 1, 1) * scale * torch.randn(z.shape, generator=gen)
     l1, l2 = _pixel_losses(codec.decode_with_grad(z), x)
     total = l1 + cfg.video.l2_weight * l2
     return total, {"l1": l1.item(), "l2": l2.item(), "loss": total.item()}
@@ -283,7 +289,8 @@ def fit_patch_codec(
         for _ in range(v.fit_batches)
     )
     info = codec.fit(batches)
-    codec.set_stats(measure_stats(cfg, codec, bank, gen))
+    stats = measure_stats(cfg, codec, bank, gen)
+    codec.set_stats(stats.shared() if codec.config.latent_scaling == "shared" else stats)
     log.info(
         "patch codec fitted on %d patches: %.4f of the variance kept",
         info["patches"],

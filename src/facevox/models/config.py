@@ -70,6 +70,12 @@ class DualTowerConfig:
     # an absolute (row, column) signal on the video target tokens (nn.patchify.GridPositionEmbedding):
     # off for the release sizes (their weights have none), on for the sizes trained here from scratch
     video_grid_position: bool = False
+    # what the video head outputs: "velocity" (Wan / Ovi) or "sample", the clean latent x0, turned
+    # into the velocity (x_sigma - x0) / sigma inside forward, so every caller still sees velocities.
+    # Predicting x0 suits a tower whose token (channels x patch) is as wide as its width: the clean
+    # latent lies on a low-dimensional manifold, the noise does not (Li & He 2025, "Back to Basics")
+    video_prediction: Literal["velocity", "sample"] = "velocity"
+    min_prediction_sigma: float = 0.05  # sigma floor of that division
 
     def __post_init__(self) -> None:
         if self.depth < 1:

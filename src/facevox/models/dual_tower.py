@@ -316,5 +316,11 @@ class DualTowerDiT(nn.Module):
             xv, xa = self._run(block, xv, xa, cv, ca, ref_v, ref_a)
 
         out_v = unpatchify(self.video_head(xv, ev), grid, cfg.video.patch)  # (B, Cv, T, H, W)
+        if cfg.video_prediction == "sample":  # x0 -> velocity (x_sigma - x0) / sigma
+            sigma = video.timesteps if video.timesteps.ndim == 1 else video.timesteps[:, 0]
+            if video.timesteps.ndim == 2 and not bool((video.timesteps == sigma[:, None]).all()):
+                raise ValueError("video_prediction='sample' takes one sigma per sample, not per token")
+            s = sigma.clamp_min(cfg.min_prediction_sigma).to(out_v.dtype).view(-1, 1, 1, 1, 1)
+            out_v = (video.latents.to(out_v.dtype) - out_v) / s
         out_a = self.audio_head(xa, ea)  # (B, Na, Ca)
         return DualTowerOutput(video=out_v, audio=out_a)
