@@ -2,7 +2,7 @@
 # Reproduce the tiny model shipped in src/facevox/assets/models/tiny (and the tiny video codec it was
 # trained with) from nothing: a synthetic world of its own people -> curate -> encode -> base
 # pre-training -> stages 1, 2, 3 -> release. Every step resumes when rerun. On 2 CPU cores this takes
-# about two hours; the figures of the run that made the shipped weights are in its PROVENANCE.json.
+# about an hour; the figures of the run that made the shipped weights are in its PROVENANCE.json.
 #
 #   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
 #
@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
 BASE_STEPS="${BASE_STEPS:-3500}"
-STAGE_STEPS="${STAGE_STEPS:-800}"
+STAGE_STEPS="${STAGE_STEPS:-150}"
 STAGE3_STEPS="${STAGE3_STEPS:-$STAGE_STEPS}"  # stage 3 alone
 NUM_PEOPLE="${NUM_PEOPLE:-64}"  # the world's size: people (HELDOUT_PEOPLE of them held out) and clips
 HELDOUT_PEOPLE="${HELDOUT_PEOPLE:-6}"
@@ -48,7 +48,7 @@ for stage in stage1 stage2 stage3; do
   steps="$STAGE_STEPS"
   if [ "$stage" = stage3 ]; then steps="$STAGE3_STEPS"; fi
   $FV train --recipe "recipes/${stage}_tiny.yaml" data="$RUN/shards" out="$RUN/train/$stage" init="$prev" \
-    steps="$steps" batch_size=8 warmup=50 ema_decay=0.995 eval_every=200 checkpoint_every=200 log_every=50
+    steps="$steps" batch_size=8 warmup=20 ema_decay=0.99 eval_every=150 checkpoint_every=150 log_every=25
   prev="$RUN/train/$stage"
 done
 if [ "$SHIP" = 1 ]; then
