@@ -257,12 +257,17 @@ SHEET_SETS = (("benchmark/real", "real"), ("generated", "generated"), ("floor", 
 
 def contact_sheet(out: Path, png: Path, frames_per_clip: int = 3) -> Path | None:
     """A PNG of every benchmark clip: one row each, ``frames_per_clip`` frames (start, middle, end) of
-    the real clip, the generated clip and the no-reference floor side by side."""
+    the real clip, the generated clip and the no-reference floor side by side, all at the generated
+    clips' size."""
     import numpy as np
     from PIL import Image, ImageDraw
 
     from facevox.io.media import read_av
 
+    generated = sorted((out / "generated").glob("*.mp4"))
+    if not generated:
+        return None
+    height, width = read_av(generated[0]).video.shape[1:3]
     rows = []
     for mp4 in sorted((out / "generated").glob("*.mp4")):
         cells = []
@@ -270,14 +275,15 @@ def contact_sheet(out: Path, png: Path, frames_per_clip: int = 3) -> Path | None
             path = out / folder / mp4.name
             video = read_av(path).video if path.is_file() else None
             if video is None or len(video) == 0:
+                cells.append(np.full((height, 3 * width + 4, 3), 255, np.uint8))  # keep the columns
                 continue
             pick = np.linspace(0, len(video) - 1, frames_per_clip).round().astype(int)
-            h, w = video.shape[1:3]
-            cells.append(np.concatenate([video[i] for i in pick], axis=1))
-            cells.append(np.full((h, 4, 3), 255, np.uint8))
-        if cells:
-            width = max(c.shape[0] for c in cells)
-            rows.append(np.concatenate([c for c in cells if c.shape[0] == width], axis=1))
+            # every set at the generated size (real clips are larger), so the columns line up
+            frames = [
+                np.asarray(Image.fromarray(video[i]).resize((width, height), Image.BILINEAR)) for i in pick
+            ]
+            cells.append(np.concatenate([*frames, np.full((height, 4, 3), 255, np.uint8)], axis=1))
+        rows.append(np.concatenate(cells, axis=1))
     if not rows:
         return None
     width = max(r.shape[1] for r in rows)
