@@ -280,7 +280,8 @@ def contact_sheet(out: Path, png: Path, frames_per_clip: int = 3) -> Path | None
             pick = np.linspace(0, len(video) - 1, frames_per_clip).round().astype(int)
             # every set at the generated size (real clips are larger), so the columns line up
             frames = [
-                np.asarray(Image.fromarray(video[i]).resize((width, height), Image.BILINEAR)) for i in pick
+                np.asarray(Image.fromarray(video[i]).resize((width, height), Image.Resampling.BILINEAR))
+                for i in pick
             ]
             cells.append(np.concatenate([*frames, np.full((height, 4, 3), 255, np.uint8)], axis=1))
         rows.append(np.concatenate(cells, axis=1))
