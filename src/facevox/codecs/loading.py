@@ -18,11 +18,16 @@ from facevox.codecs.base import CodecFilesError, require_files
 WAN_CLASS = "AutoencoderKLWan"
 
 
-def _config_folder(folder: str | Path) -> Path:
+def _codec_folder(folder: str | Path) -> Path:
+    """The folder itself, or its ``vae/`` subfolder for a pipeline folder laid out like Wan's."""
     folder = Path(folder)
     if (folder / "vae" / "config.json").is_file() and not (folder / "config.json").is_file():
         folder = folder / "vae"
-    return require_files(folder, ["config.json"], "video codec")
+    return folder
+
+
+def _config_folder(folder: str | Path) -> Path:
+    return require_files(_codec_folder(folder), ["config.json"], "video codec")
 
 
 def video_codec_kind(folder: str | Path) -> str:
@@ -61,9 +66,7 @@ def codec_fingerprint(folder: str | Path) -> str:
     trained on them stay valid); refitting or retraining the encoder changes it."""
     from safetensors import safe_open
 
-    folder = Path(folder)
-    if (folder / "vae" / "config.json").is_file() and not (folder / "config.json").is_file():
-        folder = folder / "vae"
+    folder = _codec_folder(folder)
     weights = sorted(folder.glob("*.safetensors"))
     if not (folder / "config.json").is_file() or not weights:
         raise CodecFilesError(f"codec folder {folder} needs config.json and *.safetensors weights")
