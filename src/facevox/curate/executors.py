@@ -82,9 +82,9 @@ def run_ray(cfg: CurateConfig, shards: list[Shard], progress: bool = True) -> li
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
-        ds = ray.data.from_items([s.to_dict() for s in shards], override_num_blocks=len(shards))
-        ds = ds.map(
-            _RayShardRunner,
+        items = ray.data.from_items([s.to_dict() for s in shards], override_num_blocks=len(shards))
+        ds = items.map(
+            _RayShardRunner,  # type: ignore[arg-type]  # ray's stub types callable classes as plain callables
             fn_constructor_args=(to_dict(cfg),),
             concurrency=min(cfg.workers, len(shards)),
             num_cpus=1,
