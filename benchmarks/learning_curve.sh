@@ -20,7 +20,7 @@ for ckpt in "$CKPTS"/step-*; do
     mkdir -p "$dest/checkpoints"
     cp -r "$ckpt" "$dest/checkpoints/"
     # a run resumed at its last step trains nothing and exports its EMA weights as the release
-    $FV train --recipe "$RECIPE" data="$SHARDS" out="$dest" steps="$step" eval_every=100000 \
+    $FV train "$SHARDS" --out "$dest" --recipe "$RECIPE" steps="$step" eval_every=100000 \
       $(.venv/bin/python -c "import yaml,sys; c=yaml.safe_load(open('$RUN/config.yaml')); print(' '.join(f'{k}={c[k]}' for k in ('batch_size','warmup','ema_decay','lr','size')))") \
       >/dev/null 2>&1
   fi

@@ -27,7 +27,7 @@ NUM_CLIPS="${NUM_CLIPS:-220}"
 SHIP="${SHIP:-1}"
 mkdir -p "$RUN"
 
-$FV synth "$RUN/world" heldout_clip_fraction=0.1 --num-people "$NUM_PEOPLE" --heldout-people "$HELDOUT_PEOPLE" \
+$FV synth --out "$RUN/world" heldout_clip_fraction=0.1 --num-people "$NUM_PEOPLE" --heldout-people "$HELDOUT_PEOPLE" \
   --num-clips "$NUM_CLIPS" --seed 1
 .venv/bin/python -c "from pathlib import Path; from facevox.demo import link_train_clips; \
 print(link_train_clips(Path('$RUN/world'), Path('$RUN/train_videos')), 'train clips')"
@@ -35,19 +35,19 @@ print(link_train_clips(Path('$RUN/world'), Path('$RUN/train_videos')), 'train cl
 # The video codec: a closed-form PCA patch code + conv refiner decoder (recipes/codec_video_pca_tiny.yaml,
 # ~10 min); the model below is trained on its latents.
 if [ ! -f "$RUN/codec-video/model.safetensors" ]; then
-  $FV train-codec video --recipe recipes/codec_video_pca_tiny.yaml --data "$RUN/world" --out "$RUN/codec-video"
+  $FV train-codec video "$RUN/world" --out "$RUN/codec-video" --recipe recipes/codec_video_pca_tiny.yaml
 fi
 
-$FV curate --recipe recipes/curate_synth_world.yaml "$RUN/train_videos" "$RUN/curated"
-$FV encode "$RUN/curated" "$RUN/shards" video_codec="$RUN/codec-video" windows_per_sample=3 workers=2
+$FV curate "$RUN/train_videos" --out "$RUN/curated" --recipe recipes/curate_synth_world.yaml
+$FV encode "$RUN/curated" --out "$RUN/shards" video_codec="$RUN/codec-video" windows_per_sample=3 workers=2
 
-$FV train --recipe recipes/base_tiny.yaml data="$RUN/shards" out="$RUN/train/base" \
+$FV train "$RUN/shards" --out "$RUN/train/base" --recipe recipes/base_tiny.yaml \
   steps="$BASE_STEPS" batch_size=8 warmup=200 ema_decay=0.998 eval_every=500 checkpoint_every=250 log_every=50
 prev="$RUN/train/base"
 for stage in stage1 stage2 stage3; do
   steps="$STAGE_STEPS"
   if [ "$stage" = stage3 ]; then steps="$STAGE3_STEPS"; fi
-  $FV train --recipe "recipes/${stage}_tiny.yaml" data="$RUN/shards" out="$RUN/train/$stage" init="$prev" \
+  $FV train "$RUN/shards" --out "$RUN/train/$stage" --recipe "recipes/${stage}_tiny.yaml" init="$prev" \
     steps="$steps" batch_size=8 warmup=20 ema_decay=0.99 eval_every=150 checkpoint_every=150 log_every=25
   prev="$RUN/train/$stage"
 done

@@ -189,7 +189,7 @@ PCA = [
 
 def test_train_codec_fits_then_trains_the_refiner_and_resumes_exactly(clip_folder, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    cmd = ["train-codec", "video", "--data", str(clip_folder)]
+    cmd = ["train-codec", "video", str(clip_folder)]
     assert main([*cmd, "--out", str(straight), *PCA, "steps=3"]) == 0
     assert main([*cmd, "--out", str(resumed), *PCA, "steps=1"]) == 0
     assert main([*cmd, "--out", str(resumed), *PCA, "steps=3"]) == 0

@@ -55,7 +55,7 @@ def clips(tmp_path_factory):
 
 def test_video_training_writes_loadable_codec_and_resumes_exactly(clips, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    cmd = ["train-codec", "video", "--data", str(clips)]
+    cmd = ["train-codec", "video", str(clips)]
     assert main([*cmd, "--out", str(straight), *TINY_VIDEO, "steps=3"]) == 0
     assert main([*cmd, "--out", str(resumed), *TINY_VIDEO, "steps=2"]) == 0
     assert main([*cmd, "--out", str(resumed), *TINY_VIDEO, "steps=3"]) == 0
@@ -73,9 +73,7 @@ def test_video_training_writes_loadable_codec_and_resumes_exactly(clips, tmp_pat
 
 def test_audio_training_writes_loadable_codec(clips, tmp_path):
     out = tmp_path / "audio"
-    assert (
-        main(["train-codec", "audio", "--data", str(clips), "--out", str(out), *TINY_AUDIO, "steps=2"]) == 0
-    )
+    assert main(["train-codec", "audio", str(clips), "--out", str(out), *TINY_AUDIO, "steps=2"]) == 0
     codec = load_trained(out)
     assert (codec.time_stride, codec.latent_channels) == (64, 4)
     assert (out / "latent_stats.json").is_file()
@@ -83,7 +81,7 @@ def test_audio_training_writes_loadable_codec(clips, tmp_path):
 
 
 def test_bad_override_is_a_config_error(clips, tmp_path):
-    assert main(["train-codec", "audio", "--data", str(clips), "--out", str(tmp_path), "audio.nope=1"]) == 2
+    assert main(["train-codec", "audio", str(clips), "--out", str(tmp_path), "audio.nope=1"]) == 2
 
 
 def test_mel_audio_training_writes_loadable_codec(clips, tmp_path):
@@ -92,7 +90,7 @@ def test_mel_audio_training_writes_loadable_codec(clips, tmp_path):
     out = tmp_path / "mel"
     args = ["audio.mel_width=16", "audio.latent_channels=4", "audio.segment_samples=2560"]
     args += ["batch_size=2", "stats_batches=1", "threads=1", "steps=2", "log_every=1"]
-    assert main(["train-codec", "audio", "--data", str(clips), "--out", str(out), *args]) == 0
+    assert main(["train-codec", "audio", str(clips), "--out", str(out), *args]) == 0
     codec = load_trained(out)
     assert isinstance(codec, MelAudioCodec) and codec.time_stride == 640
     assert codec.decode(codec.encode(torch.zeros(1, 1, 1280)).mean).shape == (1, 1, 1280)
@@ -102,7 +100,7 @@ def test_video_training_starts_from_init_weights_and_rejects_other_shapes(clips,
     from facevox.codecs.training import TrainCodecConfig, VideoCodecConfig, build_codec
 
     first = tmp_path / "first"
-    cmd = ["train-codec", "video", "--data", str(clips)]
+    cmd = ["train-codec", "video", str(clips)]
     assert main([*cmd, "--out", str(first), *TINY_VIDEO, "steps=1"]) == 0
     video = VideoCodecConfig(base_dim=8, z_dim=4, size=16, short_side=20)
     start = build_codec(TrainCodecConfig(init=str(first), video=video))
@@ -120,7 +118,7 @@ def test_video_image_term_is_trained_and_logged(clips, tmp_path):
 
     out = tmp_path / "images"
     args = [*TINY_VIDEO, "steps=1", "video.image_batch=2", "video.image_size=16"]
-    assert main(["train-codec", "video", "--data", str(clips), "--out", str(out), *args]) == 0
+    assert main(["train-codec", "video", str(clips), "--out", str(out), *args]) == 0
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert row["image"] > 0 and row["loss"] > row["l1"] + row["l2"]
 
@@ -140,7 +138,7 @@ def test_decoder_fine_tune_keeps_encoder_and_latent_stats(clips, tmp_path, kind)
             "log_every=1",
         ]
     )
-    cmd = ["train-codec", kind, "--data", str(clips)]
+    cmd = ["train-codec", kind, str(clips)]
     first, tuned = tmp_path / "first", tmp_path / "tuned"
     assert main([*cmd, "--out", str(first), *tiny, "steps=1"]) == 0
     assert (

@@ -122,6 +122,7 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
         "WARNING",
         "curate",
         str(inputs),
+        "--out",
         str(out),
         "--workers",
         "1",

@@ -1,4 +1,4 @@
-"""``facevox generate --model-dir`` on a fabricated reduced-width release checkout (random weights in
+"""``facevox generate --model`` on a fabricated reduced-width release checkout (random weights in
 the release's layout and key names: transformer, inference YAML, Wan2.2-family VAE, umT5, MMAudio):
 two people on top of the single-subject layout, the release's tagged caption as is, an mp4 with audio."""
 
@@ -53,12 +53,12 @@ def test_load_release_returns_every_component(release: Path) -> None:
 
 
 @pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
-def test_generate_model_dir_two_people_tagged_caption(release: Path, tmp_path: Path) -> None:
+def test_generate_model_release_folder_two_people_tagged_caption(release: Path, tmp_path: Path) -> None:
     from facevox.cli import main
 
     inputs = make_inputs(tmp_path / "inputs")
     out = tmp_path / "gen"
-    argv = ["generate", "--model-dir", str(release), "--out", str(out), "--name", "duo"]
+    argv = ["generate", "--model", str(release), "--out", str(out), "--name", "duo"]
     argv += ["--person", f"alice={inputs['alice.png']}:{inputs['alice.wav']}"]
     argv += ["--person", f"bob={inputs['bob.png']}:{inputs['bob.wav']}"]
     argv += ["--script", CAPTION, "--duration", "0.35", "--width", "480", "--height", "480", "--steps", "2"]

@@ -172,7 +172,7 @@ def test_config_errors(override: str, message: str) -> None:
 
 def test_cli_reports_bad_parameters(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "facevox.cli", "synth", str(tmp_path / "w"), "--num-people", "1"],
+        [sys.executable, "-m", "facevox.cli", "synth", "--out", str(tmp_path / "w"), "--num-people", "1"],
         capture_output=True,
         text=True,
     )

@@ -208,3 +208,26 @@ def test_uniform_fraction_puts_sigma_mass_at_the_top_of_the_schedule(shards: Pat
         sample_generators(0, 0, 0, range(8)),
     )
     assert torch.equal(v1.latents, v2.latents)
+
+
+def test_max_sigma_fraction_trains_where_sampling_starts(shards: Path) -> None:
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(8))
+    null = read_null_caption(shards)
+    draws = [
+        build_inputs(
+            b,
+            get_strategy("base"),
+            ObjectiveConfig(max_sigma_fraction=0.5),
+            null,
+            sample_generators(0, s, 0, range(8)),
+        )[:2]
+        for s in range(20)
+    ]
+    sv = torch.cat([v.timesteps.reshape(8, -1)[:, 0] for v, _ in draws])
+    sa = torch.cat([a.timesteps.reshape(8, -1)[:, 0] for _, a in draws])
+    for s in (sv, sa):  # about half of each stream's draws sit exactly at 1, the rest below
+        assert 0.3 < float((s == 1.0).float().mean()) < 0.7
+        assert float((s < 0.999).float().mean()) > 0.3
+    with pytest.raises(ValueError, match="max_sigma_fraction"):
+        ObjectiveConfig(max_sigma_fraction=1.5)

@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 
+from facevox.cli_conventions import looks_like_override
 from facevox.config import ConfigError
 from facevox.logs import setup_logging
 
@@ -56,7 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may follow options (`VERB IN --out OUT k=v`): argparse leaves them over
+    args, extra = parser.parse_known_args(argv)
+    stray = [
+        e
+        for e in extra
+        if not (looks_like_override(e) and isinstance(getattr(args, "overrides", None), list))
+    ]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     if not args.verb:
         parser.print_help()
         return 2

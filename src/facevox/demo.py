@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from facevox.cli_conventions import add_out, out_folder
 from facevox.curate.config import CurateConfig, ReferenceConfig
 from facevox.data.encode import EncodeConfig
 from facevox.pipeline.pipeline import AudioGuidanceScales, GenerateConfig
@@ -98,7 +99,7 @@ class DemoConfig:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out_dir", help="demo folder (created, or resumed)")
+    add_out(p, "demo folder (created, or resumed)", legacy_positional=True)
     p.add_argument("--recipe", help="YAML with DemoConfig fields")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. base.steps=300 world.num_clips=60")
 
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     from facevox.training.trainer import train
 
     cfg = load(DemoConfig, args.recipe, args.overrides)
-    out = Path(args.out_dir)
+    out = Path(out_folder(args, "demo"))
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
     world, curated, shards, bench = out / "world", out / "curated", out / "shards", out / "benchmark"

@@ -1,6 +1,6 @@
 """The tiny codecs this project trained on its synthetic world and ships inside the package.
 
-``facevox train-codec video|audio --data WORLD --out DIR`` reproduces them (the command, data and
+``facevox train-codec video|audio WORLD --out DIR`` reproduces them (the command, data and
 commit are recorded in each folder's ``PROVENANCE.json``); real-size codecs load from local folders.
 """
 

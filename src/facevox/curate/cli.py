@@ -1,4 +1,4 @@
-"""``facevox curate INPUT_DIR OUT_DIR``: raw talking videos -> identity-annotated training samples."""
+"""``facevox curate INPUT_DIR --out CURATED``: raw talking videos -> identity-annotated training samples."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import argparse
 import json
 import logging
 
+from facevox.cli_conventions import add_out, out_folder
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input_dir", help="folder of videos (mp4, mkv, webm, mov), searched recursively")
-    p.add_argument("out_dir", help="output folder (created; a rerun resumes where a previous run stopped)")
+    add_out(
+        p, "output folder (created; a rerun resumes where a previous run stopped)", legacy_positional=True
+    )
     p.add_argument("--recipe", help="YAML file with CurateConfig fields")
     p.add_argument("--workers", type=int, help="parallel worker processes / Ray actors (default 2)")
     p.add_argument("--executor", choices=["local", "ray"], help="local process pool (default) or Ray Data")
@@ -38,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         args.recipe,
         args.overrides,
         input_dir=args.input_dir,
-        out_dir=args.out_dir,
+        out_dir=out_folder(args, "curate"),
         workers=args.workers,
         executor=args.executor,
         shard_size=args.shard_size,

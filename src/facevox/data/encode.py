@@ -1,4 +1,4 @@
-"""``facevox encode CURATED_DIR OUT_DIR``: curated samples -> latent shards for training.
+"""``facevox encode CURATED_DIR --out OUT_DIR``: curated samples -> latent shards for training.
 
 For every curated sample (a shot) up to ``windows_per_sample`` windows of ``window_frames`` frames
 are cut, resized to ``width x height`` and encoded with the frozen codecs; each window becomes one
@@ -383,7 +383,7 @@ def encode(
     if curated.is_file() and curated.name == "manifest.jsonl":  # MANIFEST given: its folder holds the crops
         curated = curated.parent
     if not (curated / "manifest.jsonl").is_file():
-        raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT {curated}` first")
+        raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT --out {curated}` first")
     records = read_manifest(curated)
     torch.set_num_threads(cfg.threads)
     fingerprints = codec_fingerprints(cfg)

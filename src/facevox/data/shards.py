@@ -1,6 +1,6 @@
 """The latent shard format: one safetensors file per training sample plus an index.
 
-``facevox encode MANIFEST OUT`` writes
+``facevox encode MANIFEST --out OUT`` writes
 
     OUT/samples/<sample_id>.safetensors   one :class:`LatentSample` (tensors + JSON metadata)
     OUT/index.jsonl                       one :class:`IndexEntry` per line (written whole, atomically)
@@ -161,7 +161,7 @@ def read_index(folder: str | Path) -> list[IndexEntry]:
     """The entries of ``folder/index.jsonl``; a missing file or bad line is a :class:`ShardError`."""
     path = Path(folder) / "index.jsonl"
     if not path.is_file():
-        raise ShardError(f"{path} does not exist: run `facevox encode MANIFEST {folder}` first")
+        raise ShardError(f"{path} does not exist: run `facevox encode MANIFEST --out {folder}` first")
     entries = []
     for i, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

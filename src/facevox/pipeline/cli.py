@@ -1,4 +1,4 @@
-"""``facevox generate --model DIR --person alice=a.png:a.wav --script "[alice] Hello." --out OUT``."""
+"""``facevox generate --person alice=a.png:a.wav --script "[alice] Hello." --out OUT [--model DIR]``."""
 
 from __future__ import annotations
 
@@ -15,14 +15,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     source = p.add_mutually_exclusive_group()
     source.add_argument(
         "--model",
-        help="pipeline folder (a training run's release/, or a model folder with pipeline.json); "
-        "default: the tiny model shipped in the package",
+        help="a facevox pipeline folder (a training run's release/, or a model folder with pipeline.json) "
+        "or a folder laid out like the Identity-as-Presence release's ckpts/ (docs/release.md, weights "
+        "trained single-subject); the log says which it found. Default: the tiny model shipped in the package",
     )
-    source.add_argument(
-        "--model-dir",
-        help="a folder laid out like the Identity-as-Presence release's ckpts/ (docs/release.md); "
-        "its weights were trained single-subject",
-    )
+    source.add_argument("--model-dir", help=argparse.SUPPRESS)  # the old spelling of --model for ckpts/
     p.add_argument(
         "--person",
         action="append",
@@ -59,8 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dtype",
         choices=["float32", "bfloat16"],
-        default="float32",
-        help="the towers' dtype (default: float32)",
+        help="the towers' dtype (default: float32; bfloat16 for a release ckpts/ folder)",
     )
 
 
@@ -102,13 +98,18 @@ def run(args: argparse.Namespace) -> int:
                 use_voices=not no_voices,
             )
         ]
-    opts = {"device": args.device, "dtype": getattr(torch, args.dtype), "offload": args.offload}
+    dtype = getattr(torch, args.dtype) if args.dtype else None
     if args.model_dir:
-        pipe = FacevoxPipeline.from_release(args.model_dir, **opts)
-    elif args.model:
-        pipe = FacevoxPipeline.from_pretrained(args.model, **opts)
+        from facevox.cli_conventions import deprecated
+
+        deprecated("generate", f"--model-dir {args.model_dir}", f"--model {args.model_dir}")
+        args.model = args.model_dir
+    if args.model:
+        pipe = FacevoxPipeline.load(args.model, device=args.device, dtype=dtype, offload=args.offload)
     else:
-        pipe = FacevoxPipeline.from_shipped(**opts)
+        pipe = FacevoxPipeline.from_shipped(
+            device=args.device, dtype=dtype or torch.float32, offload=args.offload
+        )
     logging.getLogger(__name__).info("model: %s", pipe.source)
     for r in requests:  # everything is checked before the first clip is generated
         pipe.check(r)

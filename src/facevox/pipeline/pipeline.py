@@ -270,6 +270,27 @@ class FacevoxPipeline:
         )
 
     @classmethod
+    def load(
+        cls,
+        folder: str | Path,
+        *,
+        device: str = "cpu",
+        dtype: torch.dtype | None = None,
+        offload: bool = False,
+    ) -> FacevoxPipeline:
+        """Whatever ``folder`` is: a facevox pipeline folder (it has ``pipeline.json``; see
+        :meth:`from_pretrained`) or an Identity-as-Presence release ``ckpts/`` folder (see
+        :meth:`from_release`). Logs which it found; ``dtype`` None = each kind's default."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RequestError(f"model folder {folder} does not exist")
+        if (folder / "pipeline.json").is_file():
+            log.info("%s: a facevox pipeline folder", folder)
+            return cls.from_pretrained(folder, device=device, dtype=dtype or torch.float32, offload=offload)
+        log.info("%s: no pipeline.json, reading it as a release ckpts/ folder (docs/release.md)", folder)
+        return cls.from_release(folder, device=device, dtype=dtype or torch.bfloat16, offload=offload)
+
+    @classmethod
     def from_shipped(
         cls, *, device: str = "cpu", dtype: torch.dtype = torch.float32, offload: bool = False
     ) -> FacevoxPipeline:

@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--work", help="folder for uploads and results (default: a new temporary folder)")
+    p.add_argument("--out", help="folder for uploads and results (default: a new temporary folder)")
+    p.add_argument("--work", help=argparse.SUPPRESS)  # the old spelling of --out
     p.add_argument("--offload", action="store_true", help="keep each component on the CPU until it runs")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     p.add_argument(
@@ -39,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
         if args.model
         else FacevoxPipeline.from_shipped(**opts)
     )
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
+    if args.work:
+        from facevox.cli_conventions import UsageError, deprecated
+
+        if args.out:
+            raise UsageError("facevox serve: give the results folder once, as --out")
+        deprecated("serve", f"--work {args.work}", f"--out {args.work}")
+        args.out = args.work
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
     server = make_server(JobRunner(pipe, work), args.host, args.port)
     host, port = server.server_address[:2]
     log.info("facevox serve: http://%s:%d/ (uploads and results under %s; Ctrl-C stops)", host, port, work)

@@ -1,15 +1,17 @@
-"""``facevox synth OUT_DIR``: generate the synthetic talking world."""
+"""``facevox synth --out WORLD``: generate the synthetic talking world."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from facevox.cli_conventions import add_out, out_folder
+
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out_dir", help="world folder to create (or resume)")
+    add_out(p, "world folder to create (or resume)", legacy_positional=True)
     p.add_argument("--recipe", help="YAML file with SynthConfig fields")
     p.add_argument("--num-people", type=int, help="identities to draw (default 60)")
     p.add_argument("--heldout-people", type=int, help="identities never seen in train clips (default 12)")
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from facevox.synth.config import SynthConfig
     from facevox.synth.world import generate_world
 
+    out = out_folder(args, "synth")
     cfg = load(
         SynthConfig,
         args.recipe,
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
     )
-    stats = generate_world(cfg, args.out_dir)
+    stats = generate_world(cfg, out)
     log.info(
         "%d clips in %.1f s (%.2f clips/s on %d workers)",
         stats["clips_made_this_run"],
@@ -52,5 +55,5 @@ def run(args: argparse.Namespace) -> int:
     if args.measure_bars:
         from facevox.synth.bars import measure_bars
 
-        measure_bars(args.out_dir)
+        measure_bars(out)
     return 0

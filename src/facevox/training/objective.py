@@ -33,6 +33,9 @@ class ObjectiveConfig:
     # share of samples whose sigmas are drawn uniformly in [0, 1] instead: the logit-normal almost never
     # draws sigma > 0.95, where generation starts and a small model must learn the layout of a frame
     uniform_fraction: float = 0.0
+    # share of samples (per stream) trained at sigma = 1 exactly, where every sampler starts: there the
+    # input holds no signal and the answer is the conditional mean, a point no continuous draw reaches
+    max_sigma_fraction: float = 0.0
     video_weight: float = 1.0
     audio_weight: float = 1.0
     drop_text: float = 0.1  # probability of the null caption
@@ -57,6 +60,7 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         for name in (
             "uniform_fraction",
+            "max_sigma_fraction",
             "drop_text",
             "drop_faces",
             "drop_voices",
@@ -174,6 +178,9 @@ def build_inputs(
         uniform = d.rand() < cfg.uniform_fraction
         sv = torch.where(uniform, d.rand().clamp(ts.min_sigma, ts.max_sigma), sv)
         sa = torch.where(uniform, d.rand().clamp(ts.min_sigma, ts.max_sigma), sa)
+    if cfg.max_sigma_fraction > 0:  # likewise drawn only when on
+        sv = torch.where(d.rand() < cfg.max_sigma_fraction, torch.full_like(sv, ts.max_sigma), sv)
+        sa = torch.where(d.rand() < cfg.max_sigma_fraction, torch.full_like(sa, ts.max_sigma), sa)
     if cfg.shared_timesteps:
         sa = sv.clone()
     wv = torch.full((B,), cfg.video_weight, device=dev)
