@@ -106,3 +106,35 @@ def test_bad_submissions_are_refused_before_anything_is_queued(tmp_path: Path) -
         assert e.value.code == 400
         assert runner.jobs == {}
         assert not (tmp_path / "work" / "jobs").exists() or not list((tmp_path / "work" / "jobs").iterdir())
+
+
+def test_a_restarted_server_lists_earlier_jobs_and_serves_their_clips(tmp_path: Path) -> None:
+    inputs = make_inputs(tmp_path / "inputs")
+    body = {
+        "people": [
+            {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
+        ],
+        "script": "[alice] Hello there.",
+        "duration": 0.4,
+        "steps": 1,
+    }
+    with running_server(tmp_path) as (url, runner):
+        status, job = _post(url + "/api/jobs", body)
+        while job["state"] not in ("done", "error"):
+            time.sleep(0.2)
+            job = json.loads(_get(f"{url}/api/jobs/{job['id']}")[1])
+        assert job["state"] == "done", job
+        mp4 = _get(url + job["video"])[1]
+    # a job the server was in the middle of when it stopped, and a record that cannot be read
+    cut = tmp_path / "work" / "jobs" / "0123456789ab"
+    cut.mkdir()
+    (cut / "job.json").write_text(json.dumps({**job, "id": cut.name, "state": "running", "created": 1.0}))
+    (tmp_path / "work" / "jobs" / "badbadbadbad").mkdir()
+    (tmp_path / "work" / "jobs" / "badbadbadbad" / "job.json").write_text("{half")
+    with running_server(tmp_path) as (url, runner):
+        jobs = json.loads(_get(url + "/api/jobs")[1])["jobs"]
+        assert [j["id"] for j in jobs] == [job["id"], cut.name]  # newest first; the unreadable one skipped
+        assert jobs[0]["state"] == "done" and jobs[0]["people"] == ["alice"]
+        assert _get(url + jobs[0]["video"])[1] == mp4
+        assert jobs[1]["state"] == "error" and "interrupted" in jobs[1]["error"]
+        assert json.loads((cut / "job.json").read_text())["state"] == "error"  # and recorded so

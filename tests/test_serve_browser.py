@@ -1,6 +1,8 @@
 """``facevox serve`` end to end in headless Chromium (Debian ``chromium`` + ``chromium-driver``,
-driven by Selenium): add two people, upload faces and voices, write the script, watch the progress,
-and play the result; then a script naming someone with no references shows the error."""
+driven by Selenium): add two people, upload faces and voices, write the script, watch the progress by
+step, play and download the result, find it in the job list; a job that fails while running (a photo
+without a face) shows the pipeline's message on the page and in the list; a script naming someone
+with no references is refused at once."""
 
 from __future__ import annotations
 
@@ -68,11 +70,24 @@ def test_page_generates_and_plays_a_two_person_clip(tmp_path: Path) -> None:
 
             WebDriverWait(driver, 180, poll_frequency=0.1).until(finished)
             assert driver.find_element(By.ID, "status").text == "done", seen
-            assert any(t.startswith("running (step") for t in seen) or "queued" in seen, seen
+            # the page named the steps it went through (polled every 0.2 s; the debug model is fast)
+            assert any(t.startswith("running: ") for t in seen) or "queued" in seen, seen
             assert driver.find_element(By.ID, "progress").get_attribute("value") == "3"
             video = driver.find_element(By.ID, "video")
             src = video.get_attribute("src")
             assert src.startswith(url + "/jobs/") and src.endswith("/clip.mp4")
+            download = driver.find_element(By.ID, "download")
+            assert download.get_attribute("href") == src and download.get_attribute("download").endswith(
+                ".mp4"
+            )
+            mp4 = urllib.request.urlopen(download.get_attribute("href")).read()
+            assert mp4[4:8] == b"ftyp"  # an mp4 file
+            rows = WebDriverWait(driver, 10).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tr.job.done") or None
+            )
+            assert "alice, bob" in rows[0].text and "Hello there" in rows[0].text
+            rows[0].find_element(By.CLASS_NAME, "play").click()  # plays it again from the list
+            assert driver.find_element(By.ID, "video").get_attribute("src") == src
             # the browser loads the mp4 (metadata: the clip's duration; 1 s at 10 fps -> 9 frames)
             duration = WebDriverWait(driver, 30).until(
                 lambda d: d.execute_script(
@@ -87,6 +102,21 @@ def test_page_generates_and_plays_a_two_person_clip(tmp_path: Path) -> None:
             assert [p["name"] for p in side["people"]] == ["alice", "bob"]
             assert [len(p["faces"]) for p in side["people"]] == [2, 1]
             assert side["config"]["steps"] == 3
+
+            # a photo without a face: accepted, then the running job fails with the pipeline's message
+            faces = driver.find_elements(By.CSS_SELECTOR, "#people .person .faces")[1]
+            faces.clear()
+            faces.send_keys(str(inputs["noface.png"]))
+            driver.find_element(By.ID, "generate").click()
+            WebDriverWait(driver, 120, poll_frequency=0.1).until(
+                lambda d: d.find_element(By.ID, "status").text.startswith("error")
+            )
+            assert "no face" in driver.find_element(By.ID, "status").text
+            failed = WebDriverWait(driver, 10).until(
+                lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tr.job.error") or None
+            )
+            assert "failed:" in failed[0].text and "no face" in failed[0].text
+            assert len(driver.find_elements(By.CSS_SELECTOR, "#jobs tr.job")) == 2
 
             # a speaker with no person: the page shows the pipeline's error, nothing is queued
             jobs = len(runner.jobs)

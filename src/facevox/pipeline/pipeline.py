@@ -40,6 +40,8 @@ from facevox.pipeline.request import GenerationRequest, RequestError, caption_te
 log = logging.getLogger(__name__)
 
 FORMAT = "facevox.generation/1"
+# the steps of one generation, in order, as ``FacevoxPipeline.__call__(on_phase=...)`` reports them
+PHASES = ("check", "encode", "denoise", "decode", "write")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -659,18 +661,28 @@ class FacevoxPipeline:
         *,
         config: GenerateConfig | None = None,
         callback: Callable[[int, int], None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> GenerationResult:
-        """Check, encode the conditions, draw the noise, denoise, decode, write."""
+        """Check, encode the conditions, draw the noise, denoise, decode, write.
+
+        ``callback(step, steps)`` after each solver step; ``on_phase(name)`` as each of
+        :data:`PHASES` begins (a progress display names what is running).
+        """
         cfg = config or GenerateConfig()
+        phase = on_phase or (lambda name: None)
         t0 = time.perf_counter()
+        phase("check")
         checked = self.check_inputs(req)
         t_checked = time.perf_counter()
+        phase("encode")
         conditions = self.encode_conditions(req, checked, Guidance(video=cfg.video, audio=cfg.audio))
         t_prepared = time.perf_counter()
         video, audio = self.prepare_latents(req, checked)
         sampler = self.sampler_config(cfg, video)
+        phase("denoise")
         video, audio, forwards = self.denoise(conditions, video, audio, cfg, callback)
         t_sampled = time.perf_counter()
+        phase("decode")
         frames, wav = self.decode(video, audio, self.audio_samples(checked.frames))
         timings = {
             "check_s": round(t_checked - t0, 3),
@@ -681,6 +693,7 @@ class FacevoxPipeline:
         t_decoded = time.perf_counter()
         timings["decode_write_s"] = round(t_decoded - t_sampled, 3)
         timings["total_s"] = round(t_decoded - t0, 3)
+        phase("write")
         result = self.write(
             req, out_dir, frames, wav, self.sidecar(req, checked, conditions, cfg, sampler, forwards, timings)
         )

@@ -2,9 +2,12 @@
 
 Uploads arrive as JSON (``{"people": [{"name", "faces": [{"filename", "data"}], "voice": {...}}],
 "script", "duration", "seed", "steps"}``, file data base64). Each job owns ``WORK/jobs/ID/``: the
-uploads under ``inputs/`` and the pipeline's atomic ``clip.mp4`` + ``clip.json`` under ``out/``.
-The request is checked (names, script, duration) before the job is queued, so a bad page submission
-is answered at once and nothing is queued; jobs run one at a time, in submission order.
+uploads under ``inputs/``, the pipeline's atomic ``clip.mp4`` + ``clip.json`` under ``out/`` and its
+state in ``job.json`` (written atomically at each change of state), so a server started again on the
+same folder lists the earlier jobs and serves their clips; a job the server stopped in the middle of
+is listed as failed, with that reason. The request is checked (names, script, duration) before the
+job is queued, so a bad page submission is answered at once and nothing is queued; jobs run one at a
+time, in submission order.
 """
 
 from __future__ import annotations
@@ -12,17 +15,19 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import logging
 import queue
 import re
 import shutil
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facevox.io.atomic import atomic_write_bytes
+from facevox.io.atomic import atomic_write_bytes, atomic_write_json
 from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person, RequestError
 from facevox.pipeline.pipeline import GenerateConfig
 
@@ -36,19 +41,29 @@ class Job:
     id: str
     steps: int
     state: str = "queued"  # queued | running | done | error
+    phase: str = ""  # while running: one of facevox.pipeline.pipeline.PHASES
     step: int = 0
     error: str = ""
+    people: list[str] = field(default_factory=list)
+    script: str = ""
+    duration: float = 0.0
+    created: float = 0.0  # seconds since the epoch
     video: Path | None = None
     sidecar: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        """What the page polls."""
+        """What the page polls (and what ``job.json`` keeps)."""
         out = {
             "id": self.id,
             "state": self.state,
+            "phase": self.phase,
             "step": self.step,
             "steps": self.steps,
             "error": self.error,
+            "people": self.people,
+            "script": self.script,
+            "duration": self.duration,
+            "created": self.created,
         }
         if self.video is not None:
             out["video"] = f"/jobs/{self.id}/{self.video.name}"
@@ -80,7 +95,7 @@ class JobRunner:
     def __init__(self, pipe: FacevoxPipeline, work_dir: str | Path, *, config: GenerateConfig | None = None):
         self.pipe, self.work = pipe, Path(work_dir)
         self.config = config or GenerateConfig()
-        self.jobs: dict[str, Job] = {}
+        self.jobs: dict[str, Job] = self._earlier_jobs()
         self._queue: queue.Queue[tuple[Job, GenerationRequest, Path]] = queue.Queue()
         self._worker = threading.Thread(target=self._loop, name="facevox-serve-worker", daemon=True)
         self._worker.start()
@@ -147,11 +162,58 @@ class JobRunner:
         except RequestError:
             shutil.rmtree(root)
             raise
-        job = Job(id=job_id, steps=steps)
+        job = Job(
+            id=job_id,
+            steps=steps,
+            people=[n for n, _, _ in people],
+            script=script,
+            duration=duration,
+            created=time.time(),
+        )
         self.jobs[job_id] = job
+        self._save(job)
         self._queue.put((job, req, root / "out"))
         log.info("queued job %s (%d people, %.1f s, %d steps)", job_id, len(people), duration, steps)
         return job
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Every job this folder holds, newest first."""
+        return [j.public() for j in sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)]
+
+    def _save(self, job: Job) -> None:
+        atomic_write_json(self.work / "jobs" / job.id / "job.json", job.public())
+
+    def _earlier_jobs(self) -> dict[str, Job]:
+        """Jobs of an earlier server on the same folder (``job.json``); those it left unfinished are
+        failed with that reason. An unreadable ``job.json`` is skipped with a warning."""
+        jobs: dict[str, Job] = {}
+        for path in sorted((self.work / "jobs").glob("*/job.json")):
+            try:
+                d = json.loads(path.read_text())
+                job = Job(
+                    id=str(d["id"]),
+                    steps=int(d["steps"]),
+                    state=str(d["state"]),
+                    step=int(d.get("step", 0)),
+                    error=str(d.get("error", "")),
+                    people=[str(n) for n in d.get("people", [])],
+                    script=str(d.get("script", "")),
+                    duration=float(d.get("duration", 0.0)),
+                    created=float(d.get("created", 0.0)),
+                )
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("skipping %s: not a readable job record (%s)", path, e)
+                continue
+            video = path.parent / "out" / "clip.mp4"
+            if job.state == "done" and video.is_file():
+                job.video = video
+                side = video.with_suffix(".json")
+                job.sidecar = json.loads(side.read_text()) if side.is_file() else {}
+            elif job.state != "error":
+                job.state, job.error = "error", "interrupted: the server stopped before this job finished"
+                self._save(job)
+            jobs[job.id] = job
+        return jobs
 
     def file(self, job_id: str, name: str) -> Path | None:
         """A finished job's output file (``clip.mp4`` / ``clip.json``), else None."""
@@ -168,14 +230,18 @@ class JobRunner:
         while True:
             job, req, out = self._queue.get()
             job.state = "running"
+            self._save(job)
 
             def progress(i: int, n: int, job: Job = job) -> None:
                 job.step = i
 
+            def phase(name: str, job: Job = job) -> None:
+                job.phase = name
+
             try:
                 cfg = dataclasses.replace(self.config, steps=job.steps)
-                res = self.pipe(req, out, config=cfg, callback=progress)
-                job.video, job.sidecar, job.state = res.video_path, res.sidecar, "done"
+                res = self.pipe(req, out, config=cfg, callback=progress, on_phase=phase)
+                job.video, job.sidecar, job.state, job.phase = res.video_path, res.sidecar, "done", ""
                 log.info("job %s done in %.1f s", job.id, res.sidecar["timings"]["total_s"])
             except RequestError as e:  # a face with no face, a silent voice...: the page shows it
                 job.error, job.state = str(e), "error"
@@ -183,4 +249,8 @@ class JobRunner:
                 log.exception("job %s failed", job.id)
                 job.error, job.state = f"{type(e).__name__}: {e}", "error"
             finally:
+                try:
+                    self._save(job)
+                except OSError:  # a full disk must not stop the worker; the page still has the state
+                    log.exception("job %s: could not write job.json", job.id)
                 self._queue.task_done()

@@ -3,7 +3,8 @@
 - ``GET /``: the page (``page.html``; no external assets, everything is served from here).
 - ``POST /api/jobs``: a JSON submission (see :mod:`facevox.serve.jobs`) -> ``{"id": ...}``, or 400
   with ``{"error": "..."}`` for bad input (nothing queued, nothing written).
-- ``GET /api/jobs/ID``: state, step / steps, error, and once done the mp4 and sidecar URLs.
+- ``GET /api/jobs``: every job of the work folder (this server's and earlier ones'), newest first.
+- ``GET /api/jobs/ID``: state, phase, step / steps, error, and once done the mp4 and sidecar URLs.
 - ``GET /jobs/ID/clip.mp4`` and ``clip.json``: the result (byte ranges supported, for ``<video>``).
 """
 
@@ -53,6 +54,8 @@ def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 return self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
+            if path == "/api/jobs":
+                return self._json(HTTPStatus.OK, {"jobs": runner.listing()})
             if m := re.fullmatch(r"/api/jobs/([0-9a-f]{12})", path):
                 job = runner.jobs.get(m[1])
                 if job is None:
