@@ -79,6 +79,7 @@ def test_submit_poll_and_fetch_the_clip(tmp_path: Path) -> None:
             time.sleep(0.2)
             job = json.loads(_get(f"{url}/api/jobs/{job['id']}")[1])
         assert job["state"] == "error" and "no face" in job["error"]
+        assert "'noface.png'" in job["error"] and str(tmp_path) not in job["error"]  # as uploaded
 
 
 def test_bad_submissions_are_refused_before_anything_is_queued(tmp_path: Path) -> None:

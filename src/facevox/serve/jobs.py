@@ -122,6 +122,7 @@ class JobRunner:
         # decode every upload before writing any of them
         job_id = uuid.uuid4().hex[:12]
         files: dict[str, bytes] = {}
+        names: dict[str, str] = {}  # saved file -> the name it was uploaded as, for messages
         people = []
         for k, p in enumerate(people_in):
             name = str(p.get("name", "")).strip() if isinstance(p, dict) else ""
@@ -134,10 +135,12 @@ class JobRunner:
             for i, f in enumerate(faces_in):
                 rel = f"face_{k}_{i}{_suffix(str(f.get('filename', '')), '.png')}"
                 files[rel] = _decode(f, f"person {name!r} face {i + 1}")
+                names[rel] = str(f.get("filename") or rel)
                 faces.append(rel)
             voice = p.get("voice")
             rel_v = f"voice_{k}{_suffix(str((voice or {}).get('filename', '')), '.wav')}"
             files[rel_v] = _decode(voice, f"person {name!r} voice")
+            names[rel_v] = str((voice or {}).get("filename") or rel_v)
             people.append((name, faces, rel_v))
         # the uploads land in a staging folder renamed into place; a request that fails its
         # check (unknown speaker, too long...) removes the job folder again: nothing is left
@@ -162,6 +165,7 @@ class JobRunner:
         except RequestError:
             shutil.rmtree(root)
             raise
+        atomic_write_json(root / "inputs" / "uploaded_as.json", names)
         job = Job(
             id=job_id,
             steps=steps,
@@ -175,6 +179,17 @@ class JobRunner:
         self._queue.put((job, req, root / "out"))
         log.info("queued job %s (%d people, %.1f s, %d steps)", job_id, len(people), duration, steps)
         return job
+
+    def _as_uploaded(self, job_id: str, message: str) -> str:
+        """``message`` with the job's saved upload paths replaced by the names they were uploaded as."""
+        inputs = self.work / "jobs" / job_id / "inputs"
+        try:
+            names = json.loads((inputs / "uploaded_as.json").read_text())
+        except (OSError, ValueError):
+            return message
+        for rel, original in names.items():
+            message = message.replace(str(inputs / rel), repr(original))
+        return message
 
     def listing(self) -> list[dict[str, Any]]:
         """Every job this folder holds, newest first."""
@@ -244,7 +259,7 @@ class JobRunner:
                 job.video, job.sidecar, job.state, job.phase = res.video_path, res.sidecar, "done", ""
                 log.info("job %s done in %.1f s", job.id, res.sidecar["timings"]["total_s"])
             except RequestError as e:  # a face with no face, a silent voice...: the page shows it
-                job.error, job.state = str(e), "error"
+                job.error, job.state = self._as_uploaded(job.id, str(e)), "error"
             except Exception as e:  # noqa: BLE001 - keep serving; the page shows the failure
                 log.exception("job %s failed", job.id)
                 job.error, job.state = f"{type(e).__name__}: {e}", "error"
