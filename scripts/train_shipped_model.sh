@@ -2,7 +2,8 @@
 # Reproduce the tiny model shipped in src/facevox/assets/models/tiny (and the tiny video codec it was
 # trained with) from nothing: a synthetic world of its own people -> curate -> encode -> base
 # pre-training -> stages 1, 2, 3 -> release. Every step resumes when rerun. On 2 CPU cores this takes
-# about an hour; the figures of the run that made the shipped weights are in its PROVENANCE.json.
+# about 1 h 50 min (base 4,500 steps ~80 min, stages 300 steps each ~16 min, world, codec, curation and
+# encoding ~15 min); the figures of the run that made the shipped weights are in its PROVENANCE.json.
 #
 #   bash scripts/train_shipped_model.sh [RUN_DIR]       (default runs/shipped)
 #
@@ -18,8 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${1:-runs/shipped}"
 FV=.venv/bin/facevox
-BASE_STEPS="${BASE_STEPS:-3500}"
-STAGE_STEPS="${STAGE_STEPS:-150}"
+BASE_STEPS="${BASE_STEPS:-4500}"
+STAGE_STEPS="${STAGE_STEPS:-300}"
 STAGE3_STEPS="${STAGE3_STEPS:-$STAGE_STEPS}"  # stage 3 alone
 NUM_PEOPLE="${NUM_PEOPLE:-64}"  # the world's size: people (HELDOUT_PEOPLE of them held out) and clips
 HELDOUT_PEOPLE="${HELDOUT_PEOPLE:-6}"

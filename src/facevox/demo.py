@@ -43,12 +43,13 @@ log = logging.getLogger(__name__)
 
 def _stage(strategy: str, steps: int, lr: float) -> TrainConfig:
     # the objective of recipes/{base,stage*}_tiny.yaml, the shipped model's: high-noise emphasis (shift
-    # 3, a uniform share; the release's pipeline.json takes the shift for sampling), one guidance variant
+    # 3, a uniform share, 5 % at sigma 1; the release's pipeline.json takes the shift for sampling), one guidance variant
     # per sample, and, in the identity stages, half the reference samples without their caption (in a
     # small world the caption alone names the training clip, and the references go unused)
     objective = ObjectiveConfig(
         shift=3.0,
         uniform_fraction=0.2,
+        max_sigma_fraction=0.05,
         dropout="nested",
         nested_probs=(0.1, 0.1, 0.1, 0.7),
         drop_text=0.0 if strategy == "base" else 0.5,
