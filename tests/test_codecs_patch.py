@@ -3,6 +3,7 @@ kind, fingerprints, and the train-codec recipe path (fit + refiner, resumable)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -204,3 +205,22 @@ def test_train_codec_fits_then_trains_the_refiner_and_resumes_exactly(clip_folde
     assert float(a.refiner.out.weight.abs().sum()) > 0  # the refiner trained (it starts at zero)
     x = torch.zeros(1, 3, 5, 16, 16)
     assert a.encode(x).mean.shape == (1, 8, 2, 2, 2)
+
+
+def test_token_block_perturbation_is_constant_over_each_token_and_leaves_half_the_samples_clean():
+    from facevox.codecs.training import VideoCodecConfig, perturb_latents
+
+    z = torch.randn(64, 4, 2, 6, 8)
+    gen = torch.Generator().manual_seed(0)
+    v = VideoCodecConfig(arch="pca", latent_noise=0.0, latent_block_noise=0.5, latent_block=2)
+    d = perturb_latents(z, v, gen) - z
+    clean = d.flatten(1).abs().amax(1) == 0
+    assert 16 < int(clean.sum()) < 48  # about half untouched
+    blocks = d.unfold(3, 2, 2).unfold(4, 2, 2)  # (B, C, t, 3, 4, 2, 2): one token's cells last
+    assert torch.allclose(blocks, blocks[..., :1, :1].expand_as(blocks), atol=1e-6)  # one offset per token
+    assert float(d[~clean].std()) > 0.05
+    # off by default: the white-noise draws are those of a run without it
+    w = VideoCodecConfig(arch="pca", latent_noise=0.5)
+    a = perturb_latents(z, w, torch.Generator().manual_seed(1))
+    b = perturb_latents(z, dataclasses.replace(w, latent_block_noise=0.0), torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)

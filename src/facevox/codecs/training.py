@@ -67,6 +67,11 @@ class VideoCodecConfig:
     # the refiner learns on latents with Gaussian noise of std drawn uniformly in [0, latent_noise]
     # times each channel's std, for half the samples: generated latents are never exact
     latent_noise: float = 0.5
+    # and, for the same samples, offsets constant over latent_block x latent_block cells (std drawn in
+    # [0, latent_block_noise] x each channel's std): a DiT's errors are per token (2x2 cells for the
+    # tiny sizes), which a refiner trained on white noise alone renders as 16-px seams
+    latent_block_noise: float = 0.0
+    latent_block: int = 2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,16 +268,31 @@ def codec_loss(
     return total, parts
 
 
+def perturb_latents(z: torch.Tensor, v: VideoCodecConfig, gen: torch.Generator) -> torch.Tensor:
+    """Latents (B, C, t, h, w) as a generator might make them, for half the samples: white noise of
+    std in [0, latent_noise] and token-block offsets of std in [0, latent_block_noise], each times
+    the channel's std (the perturbation follows each channel's energy); the other half unchanged."""
+    B = z.shape[0]
+    level = torch.rand(B, generator=gen) * v.latent_noise
+    perturbed = torch.rand(B, generator=gen) < 0.5
+    level = torch.where(perturbed, level, torch.zeros_like(level))
+    scale = z.std(dim=(0, 2, 3, 4), keepdim=True)
+    z = z + level.view(B, 1, 1, 1, 1) * scale * torch.randn(z.shape, generator=gen)
+    if v.latent_block_noise > 0:  # drawn only when on, so runs without it keep their draws
+        k = v.latent_block
+        C, t, h, w = z.shape[1:]
+        blocks = torch.randn((B, C, t, -(-h // k), -(-w // k)), generator=gen)
+        blocks = blocks.repeat_interleave(k, dim=3).repeat_interleave(k, dim=4)[..., :h, :w]
+        block_level = torch.rand(B, generator=gen) * v.latent_block_noise * perturbed
+        z = z + block_level.view(B, 1, 1, 1, 1) * scale * blocks
+    return z
+
+
 def _patch_codec_loss(
     cfg: TrainCodecConfig, codec: PatchPCAVideoCodec, x: torch.Tensor, gen: torch.Generator
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The refiner's loss: decode latents, noised for half the samples, back to the clean pixels."""
-    z = codec.encode(x).mean  # (B, C, t, h, w), normalised
-    B = z.shape[0]
-    level = torch.rand(B, generator=gen) * cfg.video.latent_noise
-    level = torch.where(torch.rand(B, generator=gen) < 0.5, level, torch.zeros_like(level))
-    scale = z.std(dim=(0, 2, 3, 4), keepdim=True)  # per channel: the noise follows each channel's energy
-    z = z + level.view(B, 1, 1, 1, 1) * scale * torch.randn(z.shape, generator=gen)
+    """The refiner's loss: decode latents, perturbed for half the samples, back to the clean pixels."""
+    z = perturb_latents(codec.encode(x).mean, cfg.video, gen)
     l1, l2 = _pixel_losses(codec.decode_with_grad(z), x)
     total = l1 + cfg.video.l2_weight * l2
     return total, {"l1": l1.item(), "l2": l2.item(), "loss": total.item()}

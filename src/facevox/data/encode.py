@@ -383,7 +383,9 @@ def encode(
     if curated.is_file() and curated.name == "manifest.jsonl":  # MANIFEST given: its folder holds the crops
         curated = curated.parent
     if not (curated / "manifest.jsonl").is_file():
-        raise EncodeError(f"{curated} has no manifest.jsonl: run `facevox curate INPUT --out {curated}` first")
+        raise EncodeError(
+            f"{curated} has no manifest.jsonl: run `facevox curate INPUT --out {curated}` first"
+        )
     records = read_manifest(curated)
     torch.set_num_threads(cfg.threads)
     fingerprints = codec_fingerprints(cfg)
