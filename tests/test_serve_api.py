@@ -139,3 +139,66 @@ def test_a_restarted_server_lists_earlier_jobs_and_serves_their_clips(tmp_path: 
         assert _get(url + jobs[0]["video"])[1] == mp4
         assert jobs[1]["state"] == "error" and "interrupted" in jobs[1]["error"]
         assert json.loads((cut / "job.json").read_text())["state"] == "error"  # and recorded so
+
+
+def test_the_queue_is_bounded_and_says_so(tmp_path: Path) -> None:
+    """A worker held on its first job: two more wait, the fourth is refused with 503 and nothing
+    of it is written; once the queue drains every job ends done."""
+    import threading
+
+    from facevox.serve import JobRunner, make_server
+
+    release = threading.Event()
+
+    class HeldPipeline:  # the debug pipeline, held at its first call until released
+        def __init__(self, pipe):
+            self.pipe = pipe
+
+        def check(self, req):
+            return self.pipe.check(req)
+
+        def __call__(self, *args, **kwargs):
+            release.wait(60)
+            return self.pipe(*args, **kwargs)
+
+    from facevox.pipeline import FacevoxPipeline
+    from facevox.pipeline.pipeline import GenerateConfig
+    from pipeline_fixtures import make_pipeline_dir
+
+    inputs = make_inputs(tmp_path / "inputs")
+    pipe = HeldPipeline(FacevoxPipeline.from_pretrained(make_pipeline_dir(tmp_path / "pipe")))
+    runner = JobRunner(pipe, tmp_path / "work", config=GenerateConfig(solver="euler"), max_waiting=2)  # type: ignore[arg-type]
+    server = make_server(runner, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    body = {
+        "people": [
+            {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
+        ],
+        "script": "[alice] Hello there.",
+        "duration": 0.4,
+        "steps": 1,
+    }
+    try:
+        ids = [_post(url + "/api/jobs", body)[1]["id"]]
+        deadline = time.monotonic() + 30
+        while runner.jobs[ids[0]].state != "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ids += [_post(url + "/api/jobs", body)[1]["id"] for _ in range(2)]
+        folders = sorted(p.name for p in (tmp_path / "work" / "jobs").iterdir())
+        status, reply = _post(url + "/api/jobs", body)
+        assert status == 503 and "queue is full" in reply["error"], reply
+        assert sorted(p.name for p in (tmp_path / "work" / "jobs").iterdir()) == folders  # nothing written
+        release.set()
+        deadline = time.monotonic() + 120
+        while any(runner.jobs[i].state not in ("done", "error") for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [runner.jobs[i].state for i in ids] == ["done"] * 3
+        status, job = _post(url + "/api/jobs", body)
+        assert status == 202  # room again
+        while runner.jobs[job["id"]].state not in ("done", "error") and time.monotonic() < deadline:
+            time.sleep(0.1)  # (a worker thread left in torch at exit aborts the interpreter)
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()

@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--out", help="folder for uploads and results (default: a new temporary folder)")
     p.add_argument("--work", help=argparse.SUPPRESS)  # the old spelling of --out
+    p.add_argument(
+        "--max-waiting",
+        type=int,
+        default=16,
+        help="jobs queued behind the running one before refusing (default 16)",
+    )
     p.add_argument("--offload", action="store_true", help="keep each component on the CPU until it runs")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default: cpu)")
     p.add_argument(
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         deprecated("serve", f"--work {args.work}", f"--out {args.work}")
         args.out = args.work
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="facevox-serve-"))
-    server = make_server(JobRunner(pipe, work), args.host, args.port)
+    server = make_server(JobRunner(pipe, work, max_waiting=args.max_waiting), args.host, args.port)
     host, port = server.server_address[:2]
     log.info("facevox serve: http://%s:%d/ (uploads and results under %s; Ctrl-C stops)", host, port, work)
     try:

@@ -34,6 +34,11 @@ from facevox.pipeline.pipeline import GenerateConfig
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 64  # the page is for trying things out; long runs belong to `facevox generate`
+MAX_WAITING = 16  # jobs queued behind the running one; more are refused until one finishes
+
+
+class QueueFullError(RequestError):
+    """The queue holds ``max_waiting`` jobs already; nothing was written (HTTP 503)."""
 
 
 @dataclass
@@ -92,8 +97,16 @@ def _decode(upload: Any, what: str) -> bytes:
 class JobRunner:
     """Queue of generation jobs over one pipeline, run by one worker thread."""
 
-    def __init__(self, pipe: FacevoxPipeline, work_dir: str | Path, *, config: GenerateConfig | None = None):
-        self.pipe, self.work = pipe, Path(work_dir)
+    def __init__(
+        self,
+        pipe: FacevoxPipeline,
+        work_dir: str | Path,
+        *,
+        config: GenerateConfig | None = None,
+        max_waiting: int = MAX_WAITING,
+    ):
+        self.pipe, self.work, self.max_waiting = pipe, Path(work_dir), max_waiting
+        self._submit_lock = threading.Lock()  # one submission at a time checks and joins the queue
         self.config = config or GenerateConfig()
         self.jobs: dict[str, Job] = self._earlier_jobs()
         self._queue: queue.Queue[tuple[Job, GenerationRequest, Path]] = queue.Queue()
@@ -118,7 +131,17 @@ class JobRunner:
         script = payload.get("script")
         if not isinstance(script, str) or not script.strip():
             raise RequestError("write a script, e.g. '[alice] Hello there.'")
+        with self._submit_lock:
+            waiting = sum(j.state == "queued" for j in self.jobs.values())
+            if waiting >= self.max_waiting:
+                raise QueueFullError(
+                    f"the queue is full ({waiting} jobs waiting, at most {self.max_waiting}); "
+                    "submit again when one has finished"
+                )
+            return self._queue_job(people_in, script, steps, duration, seed)
 
+    def _queue_job(self, people_in: list[Any], script: str, steps: int, duration: float, seed: int) -> Job:
+        """Decode, save and check the uploads of a submission whose fields were read, and queue it."""
         # decode every upload before writing any of them
         job_id = uuid.uuid4().hex[:12]
         files: dict[str, bytes] = {}

@@ -19,7 +19,7 @@ from importlib.resources import files
 from typing import Any
 
 from facevox.pipeline import RequestError
-from facevox.serve.jobs import JobRunner
+from facevox.serve.jobs import JobRunner, QueueFullError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
                 job = runner.submit(payload)
             except json.JSONDecodeError as e:
                 return self._json(HTTPStatus.BAD_REQUEST, {"error": f"the request body is not JSON ({e})"})
+            except QueueFullError as e:
+                return self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(e)})
             except RequestError as e:
                 return self._json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
             return self._json(HTTPStatus.ACCEPTED, job.public())
