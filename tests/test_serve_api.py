@@ -109,16 +109,15 @@ def test_bad_submissions_are_refused_before_anything_is_queued(tmp_path: Path) -
         assert not (tmp_path / "work" / "jobs").exists() or not list((tmp_path / "work" / "jobs").iterdir())
 
 
+def _short_job(inputs: dict[str, Path]) -> dict:
+    """A one-person, one-step, 0.4-s submission."""
+    alice = {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
+    return {"people": [alice], "script": "[alice] Hello there.", "duration": 0.4, "steps": 1}
+
+
 def test_a_restarted_server_lists_earlier_jobs_and_serves_their_clips(tmp_path: Path) -> None:
     inputs = make_inputs(tmp_path / "inputs")
-    body = {
-        "people": [
-            {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
-        ],
-        "script": "[alice] Hello there.",
-        "duration": 0.4,
-        "steps": 1,
-    }
+    body = _short_job(inputs)
     with running_server(tmp_path) as (url, runner):
         status, job = _post(url + "/api/jobs", body)
         while job["state"] not in ("done", "error"):
@@ -171,14 +170,7 @@ def test_the_queue_is_bounded_and_says_so(tmp_path: Path) -> None:
     server = make_server(runner, "127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    body = {
-        "people": [
-            {"name": "alice", "faces": [_upload(inputs["alice.png"])], "voice": _upload(inputs["alice.wav"])}
-        ],
-        "script": "[alice] Hello there.",
-        "duration": 0.4,
-        "steps": 1,
-    }
+    body = _short_job(inputs)
     try:
         ids = [_post(url + "/api/jobs", body)[1]["id"]]
         deadline = time.monotonic() + 30
