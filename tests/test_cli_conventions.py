@@ -105,6 +105,23 @@ def test_new_and_old_spellings_make_the_same_call(
 
 
 @pytest.mark.parametrize(
+    ("key", "argv", "want"),
+    [
+        ("curate", ["curate", "IN", "workers=1", "--out", "C"], ("IN", "C", 1)),
+        ("encode", ["encode", "C", "windows_per_sample=2", "--out", "S"], ("C", "S", 2)),
+        ("train", ["train", "S", "steps=7", "--out", "R", "lr=0.5"], ("S", "R", 7)),
+        ("codec", ["train-codec", "video", "W", "steps=5", "--out", "K"], ("video", "W", "K", 5)),
+    ],
+    ids=["curate", "encode", "train", "codec"],
+)
+def test_overrides_before_the_options_are_kept(
+    calls: dict[str, Any], key: str, argv: list[str], want: tuple
+) -> None:
+    assert main(argv) == 0
+    assert calls.pop(key) == want
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["synth", "--out", "W", "V"], "give the output folder once"),

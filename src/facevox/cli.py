@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from facevox.cli_conventions import looks_like_override
+from facevox.cli_conventions import collect_overrides
 from facevox.config import ConfigError
 from facevox.logs import setup_logging
 
@@ -57,17 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # key=value overrides may follow options (`VERB IN --out OUT k=v`): argparse leaves them over
+    # key=value overrides may come before or after the options: argparse leaves some over
     args, extra = parser.parse_known_args(argv)
-    stray = [
-        e
-        for e in extra
-        if not (looks_like_override(e) and isinstance(getattr(args, "overrides", None), list))
-    ]
+    stray = collect_overrides(args, extra)
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    if extra:
-        args.overrides = [*args.overrides, *extra]
     if not args.verb:
         parser.print_help()
         return 2

@@ -17,6 +17,9 @@ import logging
 log = logging.getLogger("facevox")
 
 REMOVED_IN = "0.3"  # the release that drops the old spellings
+# optional positionals (``train`` / ``train-codec`` DATA, the old positional output folder) to which
+# argparse hands the first ``key=value`` when it comes before the options: `VERB IN k=v --out OUT`
+OPTIONAL_POSITIONALS = ("data", "legacy_out")
 
 
 class UsageError(ValueError):
@@ -45,9 +48,6 @@ def out_folder(args: argparse.Namespace, verb: str) -> str:
     """The output folder from ``--out``, or from the old positional spelling with a deprecation
     message; both at once, or neither, is a :class:`UsageError`."""
     legacy = getattr(args, "legacy_out", None)
-    if legacy and looks_like_override(legacy) and hasattr(args, "overrides"):
-        # argparse hands the first override to the optional positional: `VERB IN --out OUT k=v`
-        args.overrides, legacy = [legacy, *args.overrides], None
     if args.out and legacy:
         raise UsageError(
             f"facevox {verb}: give the output folder once, as --out {args.out} (also got {legacy!r})"
@@ -64,6 +64,23 @@ def looks_like_override(text: str) -> bool:
     """``key=value`` where key is a dotted config field name (never a path: no slash before ``=``)."""
     key, eq, _ = text.partition("=")
     return bool(eq) and bool(key) and all(part.isidentifier() for part in key.split("."))
+
+
+def collect_overrides(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """Gather every ``key=value`` of a verb's command line into ``args.overrides``, in command-line
+    order: one argparse handed to an optional positional (before the options) and those it left
+    over (after them). Returns the rest of ``extra``: arguments nobody recognised."""
+    if not isinstance(getattr(args, "overrides", None), list):  # a verb without overrides
+        return extra
+    before = []
+    for name in OPTIONAL_POSITIONALS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and looks_like_override(value):
+            before.append(value)
+            setattr(args, name, None)
+    after = [e for e in extra if looks_like_override(e)]
+    args.overrides = [*before, *args.overrides, *after]
+    return [e for e in extra if not looks_like_override(e)]
 
 
 def pop_override(overrides: list[str], key: str, verb: str, flag: str) -> tuple[list[str], str | None]:

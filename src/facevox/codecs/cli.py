@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facevox.cli_conventions import add_out, deprecated, looks_like_override, out_folder
+from facevox.cli_conventions import add_out, deprecated, out_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,8 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from facevox.config import load
 
     data = args.data
-    if data and looks_like_override(data):  # argparse hands the first override to the positional
-        args.overrides, data = [data, *args.overrides], None
     if args.legacy_data:
         if data:
             raise UsageError(

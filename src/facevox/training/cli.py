@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from facevox.cli_conventions import add_out, looks_like_override, pop_override
+from facevox.cli_conventions import add_out, pop_override
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,11 +20,8 @@ def run(args: argparse.Namespace) -> int:
     from facevox.training.config import TrainConfig
     from facevox.training.trainer import train
 
-    overrides = list(args.overrides)
     data = args.data
-    if data and looks_like_override(data):  # argparse hands the first override to the positional
-        overrides, data = [data, *overrides], None
-    overrides, old_data = pop_override(overrides, "data", "train", "the positional SHARDS")
+    overrides, old_data = pop_override(args.overrides, "data", "train", "the positional SHARDS")
     overrides, old_out = pop_override(overrides, "out", "train", "--out")
     if (data and old_data) or (args.out and old_out):
         raise UsageError(
