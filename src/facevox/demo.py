@@ -271,7 +271,7 @@ def contact_sheet(out: Path, png: Path, frames_per_clip: int = 3) -> Path | None
         return None
     height, width = read_av(generated[0]).video.shape[1:3]
     rows = []
-    for mp4 in sorted((out / "generated").glob("*.mp4")):
+    for mp4 in generated:
         cells = []
         for folder, _ in SHEET_SETS:
             path = out / folder / mp4.name

@@ -55,6 +55,7 @@ class Job:
     created: float = 0.0  # seconds since the epoch
     video: Path | None = None
     sidecar: dict[str, Any] = field(default_factory=dict)
+    uploaded_as: dict[str, str] = field(default_factory=dict)  # saved upload path -> name it came as
 
     def public(self) -> dict[str, Any]:
         """What the page polls (and what ``job.json`` keeps)."""
@@ -188,7 +189,6 @@ class JobRunner:
         except RequestError:
             shutil.rmtree(root)
             raise
-        atomic_write_json(root / "inputs" / "uploaded_as.json", names)
         job = Job(
             id=job_id,
             steps=steps,
@@ -196,23 +196,13 @@ class JobRunner:
             script=script,
             duration=duration,
             created=time.time(),
+            uploaded_as={str(inputs / rel): original for rel, original in names.items()},
         )
         self.jobs[job_id] = job
         self._save(job)
         self._queue.put((job, req, root / "out"))
         log.info("queued job %s (%d people, %.1f s, %d steps)", job_id, len(people), duration, steps)
         return job
-
-    def _as_uploaded(self, job_id: str, message: str) -> str:
-        """``message`` with the job's saved upload paths replaced by the names they were uploaded as."""
-        inputs = self.work / "jobs" / job_id / "inputs"
-        try:
-            names = json.loads((inputs / "uploaded_as.json").read_text())
-        except (OSError, ValueError):
-            return message
-        for rel, original in names.items():
-            message = message.replace(str(inputs / rel), repr(original))
-        return message
 
     def listing(self) -> list[dict[str, Any]]:
         """Every job this folder holds, newest first."""
@@ -268,7 +258,6 @@ class JobRunner:
         while True:
             job, req, out = self._queue.get()
             job.state = "running"
-            self._save(job)
 
             def progress(i: int, n: int, job: Job = job) -> None:
                 job.step = i
@@ -277,12 +266,16 @@ class JobRunner:
                 job.phase = name
 
             try:
+                self._save(job)  # inside: a failed write fails this job, not the worker
                 cfg = dataclasses.replace(self.config, steps=job.steps)
                 res = self.pipe(req, out, config=cfg, callback=progress, on_phase=phase)
                 job.video, job.sidecar, job.state, job.phase = res.video_path, res.sidecar, "done", ""
                 log.info("job %s done in %.1f s", job.id, res.sidecar["timings"]["total_s"])
             except RequestError as e:  # a face with no face, a silent voice...: the page shows it
-                job.error, job.state = self._as_uploaded(job.id, str(e)), "error"
+                message = str(e)
+                for path, original in job.uploaded_as.items():  # the page knows the names it sent
+                    message = message.replace(path, repr(original))
+                job.error, job.state = message, "error"
             except Exception as e:  # noqa: BLE001 - keep serving; the page shows the failure
                 log.exception("job %s failed", job.id)
                 job.error, job.state = f"{type(e).__name__}: {e}", "error"
