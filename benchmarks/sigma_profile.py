@@ -23,7 +23,7 @@ from facevox.diffusion.path import interpolate, velocity
 from facevox.models import DualTowerDiT
 from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
 from facevox.training.strategies import get_strategy
-from facevox.training.trainer import model_dir_of
+from facevox.training.trainer import model_dir_of, turn_inputs
 
 SIGMAS = (0.2, 0.5, 0.8, 0.9, 0.95, 0.98, 1.0)
 
@@ -38,7 +38,7 @@ def profile(model: DualTowerDiT, ds: LatentDataset, mean_latent: torch.Tensor, n
         idx = list(range(start, min(n, start + 8)))
         b = ds.batch(idx)
         gens = sample_generators(7, 0, start, range(len(idx)))
-        video_in, audio_in, *_ = build_inputs(b, strategy, whole, null, gens)
+        video_in, audio_in, *_ = build_inputs(b, strategy, whole, null, gens, **turn_inputs(model.config))
         x0 = b.video_mean
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(start))
         target = velocity(x0, noise)

@@ -26,7 +26,7 @@ from facevox.models import DualTowerDiT
 from facevox.training.config import TrainConfig
 from facevox.training.objective import ObjectiveConfig, flow_loss, sample_generators
 from facevox.training.strategies import get_strategy
-from facevox.training.trainer import model_config_for
+from facevox.training.trainer import model_config_for, turn_inputs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from model_bench import matmul_peak  # noqa: E402  (the same peak measurement as the model benchmark)
@@ -56,7 +56,8 @@ def main() -> None:
     def step(i: int) -> None:
         b = batches[i]
         opt.zero_grad(set_to_none=True)
-        flow_loss(model, b, strategy, obj, null, sample_generators(0, i, 0, range(b.size))).loss.backward()
+        gens = sample_generators(0, i, 0, range(b.size))
+        flow_loss(model, b, strategy, obj, null, gens, **turn_inputs(model.config)).loss.backward()
         opt.step()
 
     step(0)

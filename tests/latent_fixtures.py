@@ -63,7 +63,16 @@ def write_shards(folder: Path, *, train: int = 12, heldout: int = 4, people: int
             face_refs_self_mask=torch.ones(K, 1, dtype=torch.bool),
             voice_refs_self=voice(3),
             voice_refs_self_mask=torch.ones(K, 3, dtype=torch.bool),
-            meta={"person_ids": [f"p{p}" for p in who], "split": split},
+            meta={
+                "person_ids": [f"p{p}" for p in who],
+                "split": split,
+                # one turn each, one after the other: the turn embedding sees who speaks when
+                "caption": {
+                    "speech": [
+                        {"slot": k + 1, "start": k / K, "end": (k + 1) / K, "text": "x"} for k in range(K)
+                    ]
+                },
+            },
         )
         write_sample(folder / "samples" / f"{s.sample_id}.safetensors", s)
         entries.append(

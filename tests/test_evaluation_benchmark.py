@@ -41,7 +41,9 @@ def test_benchmark_uses_only_heldout_people_and_other_clips(world: Path, tmp_pat
     reqs = read_requests(tmp_path / "requests.jsonl")  # also checks every reference file exists
     for r in reqs:
         assert {people[p.person_id] for p in r.people} == {"heldout"}
-        assert {n for n, _ in parse_script(r.script)} <= {p.name for p in r.people}
+        lines = parse_script(r.script)
+        assert {n for n, *_ in lines} <= {p.name for p in r.people}
+        assert all(s is not None and 0 <= s < e <= r.duration + 0.02 for _, _, s, e in lines)  # real spans
         for p in r.people:  # references come from other clips than the request's own
             for f in p.faces:  # named REQUEST_PERSON_from_SOURCECLIP_fFRAME.png
                 assert Path(f).name.startswith(f"{r.name}_{p.person_id}_from_")

@@ -124,7 +124,11 @@ def test_bad_requests_fail_before_work(pipe: FacevoxPipeline, inputs, tmp_path: 
         Person(name="x", faces=("missing.png",), voice=str(inputs["text.wav"]))
     with pytest.raises(RequestError, match="expected name"):
         parse_person("alice-a.png")
-    assert parse_script("[a] one two. [b] three") == [("a", "one two."), ("b", "three")]
+    assert parse_script("[a] one two. [b] three") == [
+        ("a", "one two.", None, None),
+        ("b", "three", None, None),
+    ]
+    assert parse_script("[a 0-0.5] one [b 0.4 - 1] two") == [("a", "one", 0.0, 0.5), ("b", "two", 0.4, 1.0)]
 
 
 def test_cli_generate_single_person(pipe_dir: Path, inputs, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from latent_fixtures import write_shards
 # First 20 training losses per stage (debug size, fixture seed 0, each stage from the previous one),
 # generated once from this code; any change to the objective, sampler or model must update them.
 GOLDEN = json.loads(
-    '{"base": [3.720987, 3.559282, 3.182397, 3.081575, 3.696338, 3.859191, 3.448342, 3.547003, 3.513089, 2.76505, 3.445082, 3.104823, 3.09702, 3.122283, 3.007377, 3.322833, 3.074098, 2.879557, 3.34005, 2.648258], "stage1": [1.850941, 2.200785, 3.297528, 1.828907, 2.620866, 4.253008, 1.866266, 4.313519, 4.045404, 3.43212, 2.934915, 1.160343, 3.058988, 2.785317, 1.800004, 1.381406, 3.174023, 1.287469, 3.07478, 2.642683], "stage2": [3.300481, 3.184447, 2.947126, 3.153107, 3.514423, 3.445344, 3.433572, 3.537813, 3.396664, 2.758951, 3.549057, 3.186448, 3.163239, 3.086045, 3.058311, 3.307054, 3.016803, 2.940447, 3.375386, 2.779416], "stage3": [3.190905, 3.059352, 2.927399, 3.107792, 3.515065, 3.52939, 3.488334, 3.451869, 3.346295, 2.709876, 3.506968, 3.133418, 3.115349, 3.051291, 3.004035, 3.247687, 3.014042, 3.015447, 3.337239, 2.768024]}'
+    '{"base": [3.591087, 3.64907, 3.268574, 3.197034, 3.69574, 3.675094, 3.338148, 3.553947, 3.436753, 2.974161, 3.42695, 3.246573, 3.186545, 3.060791, 3.043276, 3.37635, 3.108112, 2.949829, 3.392908, 2.69302], "stage1": [1.824304, 2.173461, 3.210719, 2.029676, 2.7334, 4.181672, 1.862395, 4.417798, 4.117925, 3.452926, 2.894722, 1.177235, 3.05921, 2.720793, 1.804936, 1.396464, 3.298802, 1.279933, 3.102316, 2.603426], "stage2": [3.319473, 3.293805, 2.98795, 3.198248, 3.487878, 3.556889, 3.479321, 3.529068, 3.44453, 2.796114, 3.521645, 3.216719, 3.215839, 3.080196, 3.150776, 3.393639, 3.028518, 2.942271, 3.436631, 2.758632], "stage3": [3.222219, 3.15802, 2.930467, 3.132871, 3.411634, 3.465966, 3.45357, 3.482753, 3.385217, 2.85303, 3.508798, 3.207296, 3.199658, 3.036977, 3.0608, 3.353222, 2.999116, 2.931218, 3.396301, 2.765621]}'
 )
 
 
@@ -178,3 +178,28 @@ def test_init_trained_on_other_codecs_is_refused(shards: Path, tmp_path: Path) -
     (model / "PROVENANCE.json").write_text(json.dumps({"codec_fingerprints": {**fp, "video": "c" * 16}}))
     with pytest.raises(TrainError, match="trained on latents of codecs.*re-encode"):
         train(_cfg(data, tmp_path / "s", "stage1", init=str(model), steps=1), progress=False)
+
+
+def test_init_on_another_clock_is_refused_and_old_weights_move_to_the_clock(
+    shards: Path, tmp_path: Path
+) -> None:
+    """Shards at one frame rate cannot train a model made at another; weights saved before the
+    seconds clock (a bare rope_time_scale) are moved onto the shards' clock, and say so."""
+    import dataclasses
+    import shutil
+
+    data = tmp_path / "shards"
+    shutil.copytree(shards, data)
+    clock = {"fps": 30.0, "video_time_stride": 4, "audio_token_rate": 25.0}
+    (data / "encode.json").write_text(json.dumps({"clock": clock}))
+    model = tmp_path / "model"
+    DualTowerDiT(get_config("debug")).save_pretrained(model)  # the registry clock: 25 fps
+    with pytest.raises(TrainError, match="runs on the clock 25 fps.*on 30 fps"):
+        train(_cfg(data, tmp_path / "s", "stage1", init=str(model), steps=1), progress=False)
+    old = tmp_path / "old"
+    legacy = dataclasses.replace(get_config("debug"), clock=None, rope_time_scale=0.28, turn_embedding=False)
+    DualTowerDiT(legacy).save_pretrained(old)
+    train(_cfg(shards, tmp_path / "t", "stage1", init=str(old), steps=1), progress=False)
+    moved = DualTowerDiT.from_pretrained(tmp_path / "t" / "release" / "model").config
+    assert moved.clock is not None and moved.clock.fps == 25.0 and moved.turn_embedding
+    assert moved.rope_time_scale == pytest.approx(0.25)  # 25 fps / 4 = 6.25 latent frames/s over 25 tokens/s

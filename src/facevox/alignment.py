@@ -6,13 +6,97 @@ video latent-frame clock (Ovi's "scaled RoPE": latent frames per clip / audio to
 
 Named presets: ``tiny`` (our CPU world) and ``ovi`` / ``iap-5b`` (the release: 121 frames at 24 fps,
 704x1280, Wan2.2 VAE x4 time / x16 space, MMAudio 16 kHz VAE with 512 samples per latent, giving
-31 latent frames, 27,280 video tokens, 157 audio tokens and a time scale of 0.19676).
+31 latent frames, 27,280 video tokens, 157 audio tokens and the release's time scale of 0.19676).
+
+:class:`Clock` is the one audio-video clock of the models trained here: every token's time position
+comes from seconds. Video latent frame ``j`` starts at pixel frame ``j * stride`` (the causal VAE's
+first frame is frame 0), i.e. at ``j * stride / fps`` seconds, and is position ``j``; audio token
+``i`` starts at ``i / audio_token_rate`` seconds and is position ``i * fps / (stride * rate)``. Both
+are linear in seconds, so a token's position error is zero at any frame rate and any length. The
+release sizes keep the release's own constant (Ovi: 31 latent frames over the 157.55 audio tokens of
+its 121-frame clip, :attr:`Alignment.release_time_scale`), which their weights were trained with.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+MIN_FPS, MAX_FPS = 5.0, 120.0  # the frame rates curation accepts without resampling
+
+
+class ClockError(ValueError):
+    """Two things that disagree on time (shards and a model, a pipeline and its model); says which."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Clock:
+    """Seconds -> token positions for one (frame rate, video time stride, audio token rate)."""
+
+    fps: float  # video frames per second
+    video_time_stride: int = 4  # pixel frames per video latent frame (after the first)
+    audio_token_rate: float  # audio tokens per second (sample_rate / hop / audio patch)
+
+    def __post_init__(self) -> None:
+        if not MIN_FPS <= self.fps <= MAX_FPS:
+            raise ClockError(f"fps={self.fps} outside [{MIN_FPS:g}, {MAX_FPS:g}]")
+        if self.video_time_stride < 1 or self.audio_token_rate <= 0:
+            raise ClockError(
+                f"video_time_stride={self.video_time_stride} and audio_token_rate={self.audio_token_rate} "
+                "must be positive"
+            )
+
+    @property
+    def latent_seconds(self) -> float:
+        """Seconds per video latent frame (one unit of the shared position axis)."""
+        return self.video_time_stride / self.fps
+
+    @property
+    def rope_time_scale(self) -> float:
+        """Video latent frames per audio token: audio token index x this = its position."""
+        return 1.0 / (self.audio_token_rate * self.latent_seconds)
+
+    def video_frame_seconds(self, latent_frames: int) -> Tensor:
+        """Start time (s) of each video latent frame: (T,)."""
+        return torch.arange(latent_frames, dtype=torch.float64) * self.latent_seconds
+
+    def audio_token_seconds(self, tokens: int) -> Tensor:
+        """Start time (s) of each audio token: (Na,)."""
+        return torch.arange(tokens, dtype=torch.float64) / self.audio_token_rate
+
+    def same_as(self, other: Clock, tol: float = 1e-6) -> bool:
+        return (
+            abs(self.fps - other.fps) <= tol * self.fps
+            and self.video_time_stride == other.video_time_stride
+            and abs(self.audio_token_rate - other.audio_token_rate) <= tol * self.audio_token_rate
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.fps:g} fps, {self.video_time_stride} frames per latent, {self.audio_token_rate:g} audio "
+            f"tokens/s (audio position scale {self.rope_time_scale:.5f})"
+        )
+
+
+def speaking_mask(
+    turns: Sequence[tuple[int, float, float]], seconds: Tensor, span: float, slots: int
+) -> Tensor:
+    """Who speaks during each token: (N, slots) bool, True where turn (slot, start, end) covers more
+    than half of the token's ``span`` seconds starting at ``seconds`` (N,). Overlapping turns of
+    different people mark both."""
+    out = torch.zeros(seconds.shape[0], slots, dtype=torch.bool)
+    for slot, start, end in turns:
+        if not 0 <= slot < slots:
+            raise ValueError(f"turn names slot {slot}, only {slots} slots")
+        covered = torch.minimum(seconds + span, torch.tensor(end)) - torch.maximum(
+            seconds, torch.tensor(start)
+        )
+        out[:, slot] |= covered > span / 2
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +195,23 @@ class Alignment:
         return int(seconds * self.sample_rate) // self.audio_hop // self.audio_patch
 
     @property
+    def clock(self) -> Clock:
+        """The seconds clock of this geometry."""
+        return Clock(
+            fps=self.fps,
+            video_time_stride=self.vae_time_stride,
+            audio_token_rate=self.audio_latent_rate / self.audio_patch,
+        )
+
+    @property
     def rope_time_scale(self) -> float:
-        """Video latent frames per audio token over the clip: multiply an audio token index by this
-        to put it on the video RoPE time axis (Ovi: 31 / 157.55 = 0.19676)."""
+        """Video latent frames per audio token on the seconds clock (:class:`Clock`)."""
+        return self.clock.rope_time_scale
+
+    @property
+    def release_time_scale(self) -> float:
+        """Ovi's constant: latent frames over audio tokens of this clip (31 / 157.55 = 0.19676 for
+        the release), exact only at this clip length; the release sizes keep it."""
         return self.latent_frames / (self.duration * self.audio_latent_rate / self.audio_patch)
 
     def self_test(self) -> None:

@@ -21,6 +21,7 @@ Resumable: a window whose file exists and reads back is not redone; the index is
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import time
@@ -34,6 +35,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from facevox.alignment import Clock
 from facevox.config import to_dict, write_resolved
 from facevox.curate.captions import render
 from facevox.curate.faces import crop
@@ -123,6 +125,37 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
         MelAudioCodec.from_pretrained(codec_dir(cfg, "audio")).eval(),
         text,
     )
+
+
+def codec_clock(fps: float, video_codec: Any, audio_codec: Any) -> Clock:
+    """The seconds clock of latents made by these codecs from clips at ``fps``."""
+    return Clock(
+        fps=fps,
+        video_time_stride=int(video_codec.time_stride),
+        audio_token_rate=audio_codec.sample_rate / audio_codec.time_stride,
+    )
+
+
+def shards_clock(folder: str | Path) -> Clock | None:
+    """The clock of a shard folder: recorded in its ``encode.json``, or for folders written before it
+    was, derived from the codecs it names; None when neither can be read."""
+    path = Path(folder) / "encode.json"
+    if not path.is_file():
+        return None
+    enc = json.loads(path.read_text())
+    if "clock" in enc:
+        return Clock(**enc["clock"])
+    from facevox.codecs.loading import load_video_codec
+    from facevox.codecs.mel import MelAudioCodec
+
+    fps = float(enc.get("alignment", {}).get("fps", 25.0))
+    try:
+        return codec_clock(
+            fps, load_video_codec(enc["video_codec"]), MelAudioCodec.from_pretrained(enc["audio_codec"])
+        )
+    except (KeyError, OSError, ValueError) as e:
+        log.warning("%s: no clock recorded and its codecs cannot be read (%s)", path, e)
+        return None
 
 
 def codec_dir(cfg: EncodeConfig, kind: Literal["video", "audio"]) -> Path:
@@ -397,7 +430,21 @@ def encode(
                 f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
                 "shards of two codecs cannot be mixed; encode into a new folder"
             )
+    rates = sorted({float(r["fps"]) for r in records})
+    if len(rates) > 1:
+        raise EncodeError(
+            f"{curated} mixes frame rates {rates}: one shard folder has one audio-video clock; curate or "
+            "encode each rate into its own folder"
+        )
     codecs = load_codecs(cfg)
+    clock = codec_clock(rates[0] if rates else 25.0, codecs.video, codecs.audio)
+    if previous.is_file() and "clock" in json.loads(previous.read_text()):
+        before_clock = Clock(**json.loads(previous.read_text())["clock"])
+        if not before_clock.same_as(clock):
+            raise EncodeError(
+                f"{out} holds windows on another clock ({before_clock.describe()}) than this run's "
+                f"({clock.describe()}); encode into a new folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
     null = codecs.text.encode([""])
@@ -489,6 +536,7 @@ def encode(
             "audio_codec": str(codec_dir(cfg, "audio").resolve()),
             "codec_fingerprints": fingerprints,
             "text_encoder": cfg.text_encoder,
+            "clock": dataclasses.asdict(clock),
             "alignment": {
                 "fps": float(records[0]["fps"]) if records else 25.0,
                 "sample_rate": 16_000,

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,10 +45,19 @@ class LatentBatch:
     face_refs_self_mask: Tensor  # (B, K, Vs)
     voice_refs_self: Tensor  # (B, K, Trs, Ca)
     voice_refs_self_mask: Tensor  # (B, K, Trs)
+    # per sample, the speech turns inside the window: (group k, start s, end s), k indexing slot_ids
+    turns: list[tuple[tuple[int, float, float], ...]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
         return len(self.sample_ids)
+
+
+def window_turns(meta: dict[str, Any]) -> tuple[tuple[int, float, float], ...]:
+    """A sample's speech turns (0-based slot, start, end in seconds from the window start), from the
+    structured caption its shard carries (slots there are 1-based); () when it has none."""
+    speech = (meta.get("caption") or {}).get("speech") or []
+    return tuple((int(t["slot"]) - 1, float(t["start"]), float(t["end"])) for t in speech)
 
 
 def _pad_to(t: Tensor, sizes: Sequence[int], value: float | bool = 0) -> Tensor:
@@ -99,6 +109,7 @@ def collate(samples: Sequence[LatentSample]) -> LatentBatch:
         face_refs_self_mask=frsm,
         voice_refs_self=vrs,
         voice_refs_self_mask=vrsm,
+        turns=[window_turns(s.meta) for s in samples],
     )
 
 

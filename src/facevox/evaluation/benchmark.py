@@ -141,7 +141,8 @@ def build_benchmark(
             }
             for s in lines
         ]
-        script = " ".join(f"[{t['name']}] {t['text']}" for t in turns)
+        # the real turn spans ride in the script, so generated clips are asked for (and scored on) them
+        script = " ".join(f"[{t['name']} {t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns)
         requests.append(
             {
                 "name": name,

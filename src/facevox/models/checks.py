@@ -45,6 +45,13 @@ def check_modality(name: str, m: ModalityInput, cfg: DualTowerConfig, latent_ndi
         _shape(f"{name}.context_slot_ids", m.context_slot_ids, (B, L))
         if not m.context_slot_ids.is_meta and bool((m.context_slot_ids >= cfg.max_slots).any()):
             raise ValueError(f"{name}.context_slot_ids names a slot >= max_slots={cfg.max_slots}")
+    if m.speaking is not None:
+        if not cfg.turn_embedding:
+            raise ValueError(f"{name}.speaking given, but model {cfg.name!r} has no turn embedding")
+        if m.speaking.ndim != 3 or m.speaking.shape[0] != B or m.speaking.dtype != torch.bool:
+            raise ValueError(f"{name}.speaking must be (B={B}, Nt, S) bool, got {tuple(m.speaking.shape)}")
+        if m.speaking.shape[2] > cfg.max_slots:
+            raise ValueError(f"{name}.speaking has {m.speaking.shape[2]} slots > max_slots={cfg.max_slots}")
     return B
 
 

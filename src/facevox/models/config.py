@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from facevox.alignment import Clock
+
 RefParams = Literal["lora", "copy", "shared"]
 
 
@@ -56,7 +58,15 @@ class DualTowerConfig:
         1000.0  # the model embeds sigma * timestep_scale (Wan: sigma in [0, 1] -> [0, 1000])
     )
     max_slots: int = 8  # identity-embedding table size; any 0..max_slots people per sample
-    rope_time_scale: float = 0.28  # audio token index -> video latent-frame time (Alignment.rope_time_scale)
+    rope_time_scale: float = 0.25  # audio token index -> video latent-frame position (Clock.rope_time_scale)
+    # the seconds clock the positions follow (fps, time stride, audio token rate): set for the sizes
+    # trained here (the trainer takes it from the shards and refuses other clocks); None = a fixed
+    # rope_time_scale with no frame rate attached (the release sizes, and weights saved before the clock)
+    clock: Clock | None = None
+    # add the identity embedding of every slot that speaks during a target token to that token (video:
+    # per latent frame, audio: per token), from the turn spans (ModalityInput.speaking); it reuses the
+    # identity table, so no weights are added. Off for the release sizes (their weights never saw it)
+    turn_embedding: bool = False
     # Where reference tokens sit in position space:
     #   "after"  - slot k's face views at token frames T + k * video_ref_slot_gap + v (release: 31 for k=0);
     #              slot k's voice at audio index A + k * audio_ref_slot_gap + i (A = audio_ref_start or
@@ -82,3 +92,7 @@ class DualTowerConfig:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
         if self.max_slots < 1:
             raise ValueError(f"max_slots must be >= 1, got {self.max_slots}")
+        if self.clock is not None and abs(self.clock.rope_time_scale - self.rope_time_scale) > 1e-9:
+            raise ValueError(
+                f"rope_time_scale={self.rope_time_scale} disagrees with its clock ({self.clock.describe()})"
+            )

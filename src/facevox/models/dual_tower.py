@@ -7,7 +7,8 @@ Shape legend: ``B`` batch; ``Cv`` / ``Ca`` latent channels; ``T, H, W`` video la
 
 Five inputs: video, audio, face references, voice references, structured caption. Each tower embeds
 its target latents and its references with the same patch embedding; the identity embedding of slot k
-is added to slot k's reference tokens in both towers and to the caption tokens tagged k; positions
+is added to slot k's reference tokens in both towers, to the caption tokens tagged k and (sizes with
+``turn_embedding``) to the target tokens during slot k's turns; positions
 follow :mod:`facevox.models.positions`. References run through every block on their own stream
 (references attend only to references, t = 0 modulation, decoupled parameters per
 ``TowerConfig.ref_params``, no caption / bridge attention), so their per-block keys / values do not
@@ -269,8 +270,16 @@ class DualTowerDiT(nn.Module):
         if self.video_grid_position is not None:
             xv = self.video_grid_position(xv)
         grid = tuple(xv.shape[1:4])
-        xv = rearrange(xv, "b t h w d -> b (t h w) d")
         xa = self.audio_embed(audio.latents)  # (B, Na, Da)
+        if video.speaking is not None:  # who speaks during each token frame -> their identity vectors
+            if video.speaking.shape[1] != grid[0]:
+                raise ValueError(f"video.speaking has {video.speaking.shape[1]} frames, the tokens {grid[0]}")
+            xv = xv + self.identity.video_sum(video.speaking)[:, :, None, None]
+        if audio.speaking is not None:
+            if audio.speaking.shape[1] != Na:
+                raise ValueError(f"audio.speaking has {audio.speaking.shape[1]} tokens, the latents {Na}")
+            xa = xa + self.identity.audio_sum(audio.speaking)
+        xv = rearrange(xv, "b t h w d -> b (t h w) d")
         device = xv.device
 
         # ---- positions

@@ -57,6 +57,10 @@ class ModalityInput:
     :class:`~facevox.models.reference_cache.ReferenceCache` to the model instead).
     ``positions``: optional override of the target RoPE positions: video (B, N, 3) (t, h, w) in token
     units, audio (B, N) in video latent-frame units; None = the default grid.
+    ``speaking``: (B, Nt, S) bool, True where identity slot s speaks during target token time t (the
+    turn spans through :func:`facevox.alignment.speaking_mask`): video Nt = token frames T' (shared by
+    the frame's H'W' tokens), audio Nt = Na; S <= max_slots. Models with ``turn_embedding`` add those
+    slots' identity embeddings to the tokens. None = no turn spans.
     """
 
     latents: Tensor
@@ -66,3 +70,4 @@ class ModalityInput:
     context_slot_ids: Tensor | None = None
     references: References | None = None
     positions: Tensor | None = None
+    speaking: Tensor | None = None

@@ -12,8 +12,11 @@ from __future__ import annotations
 from facevox.alignment import PRESETS
 from facevox.models.config import DualTowerConfig, TowerConfig
 
-_OVI_SCALE = round(PRESETS["ovi"].rope_time_scale, 5)  # 0.19676, Ovi's audio.json value
-_TINY_SCALE = PRESETS["tiny"].rope_time_scale
+_OVI_SCALE = round(PRESETS["ovi"].release_time_scale, 5)  # 0.19676, Ovi's audio.json value
+# the sizes trained here follow the seconds clock of the data they are trained on (the trainer sets it
+# from the shards); this default is the CPU world's 25 fps, x4 time stride, 25 audio tokens/s
+_TINY_CLOCK = PRESETS["tiny"].clock
+_TINY_SCALE = _TINY_CLOCK.rope_time_scale
 
 SIZES: dict[str, DualTowerConfig] = {
     "debug": DualTowerConfig(
@@ -27,6 +30,8 @@ SIZES: dict[str, DualTowerConfig] = {
         freq_dim=32,
         max_slots=6,
         rope_time_scale=_TINY_SCALE,
+        clock=_TINY_CLOCK,
+        turn_embedding=True,
         audio_ref_slot_gap=32,
     ),
     "tiny": DualTowerConfig(
@@ -39,6 +44,8 @@ SIZES: dict[str, DualTowerConfig] = {
         text_dim=384,
         freq_dim=128,
         rope_time_scale=_TINY_SCALE,
+        clock=_TINY_CLOCK,
+        turn_embedding=True,
         audio_ref_slot_gap=64,
         video_grid_position=True,
         # the head predicts the clean latent (a token carries 32 ch x 2x2 = 128 numbers, the tower's
@@ -54,6 +61,8 @@ SIZES: dict[str, DualTowerConfig] = {
         depth=8,
         text_dim=384,
         rope_time_scale=_TINY_SCALE,
+        clock=_TINY_CLOCK,
+        turn_embedding=True,
         audio_ref_slot_gap=128,
         video_grid_position=True,
     ),

@@ -71,6 +71,14 @@ class IdentityEmbedding(nn.Module):
         emb = self._lookup(slot_ids)
         return emb if self.to_audio is None else self.to_audio(emb)
 
+    def video_sum(self, slots: Tensor) -> Tensor:
+        """Multi-hot (..., S) bool -> (..., Dv): the sum of the marked slots' vectors."""
+        return slots.to(self.table.dtype) @ self.table[: slots.shape[-1]]
+
+    def audio_sum(self, slots: Tensor) -> Tensor:
+        emb = self.video_sum(slots)
+        return emb if self.to_audio is None else self.to_audio(emb)
+
 
 class OutputHead(nn.Module):
     """Final norm, 2-way modulation by the timestep embedding e, and a linear to patch channels (Wan)."""

@@ -26,6 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
+from facevox.alignment import Clock, ClockError, speaking_mask
 from facevox.config import ConfigError
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.diffusion.guidance import Guidance, GuidanceScales, combine
@@ -138,6 +139,24 @@ def _speech_only(audio: np.ndarray, sr: int) -> np.ndarray:
     return np.concatenate([audio[s["start"] : s["end"]] for s in stamps])
 
 
+def check_clock(model: DualTowerDiT, video_codec: Any, audio_codec: Any, settings: PipelineSettings) -> None:
+    """ClockError when the pipeline's frame rate and codecs put tokens on another clock than the one
+    the model was trained on (models without a clock: nothing to check)."""
+    want = model.config.clock
+    if want is None:
+        return
+    have = Clock(
+        fps=settings.fps,
+        video_time_stride=int(video_codec.time_stride),
+        audio_token_rate=settings.sample_rate / audio_codec.time_stride,
+    )
+    if not have.same_as(want):
+        raise ClockError(
+            f"the pipeline runs at {have.describe()}, its model was trained at {want.describe()}: "
+            "use the model's frame rate and codecs"
+        )
+
+
 def check_codecs_fit_model(model: DualTowerDiT, video_codec: Any, audio_codec: Any) -> None:
     """RequestError naming both sides when a codec's latents are not what the model was built on."""
     mv, ma = model.config.video.in_channels, model.config.audio.in_channels
@@ -174,6 +193,10 @@ class Conditions:
     caption_slot_ids: Tensor  # (G, L) long, -1 where a token names no referenced slot
     faces: References  # (G, K, V, C, 1, h, w) masked per variant
     voices: References  # (G, K, Tr, Ca) masked per variant
+    # who speaks during each target token (models with a turn embedding; dropped with the caption):
+    # video (G, T', K) per token frame, audio (G, Na, K); None for other models
+    speaking_video: Tensor | None = None
+    speaking_audio: Tensor | None = None
 
 
 M = TypeVar("M", bound=torch.nn.Module)
@@ -195,6 +218,7 @@ class FacevoxPipeline:
         source: str = "",
     ) -> None:
         check_codecs_fit_model(model, video_codec, audio_codec)
+        check_clock(model, video_codec, audio_codec, settings)
         self.model = model.eval()
         self.video_codec, self.audio_codec, self.text = video_codec.eval(), audio_codec.eval(), text_encoder
         self.settings, self.device, self.offload, self.source = (
@@ -480,6 +504,7 @@ class FacevoxPipeline:
             with_faces.append(use_faces)
             with_voices.append(use_voices)
         dtype = next(self.model.parameters()).dtype
+        speak_v, speak_a = self.speaking(checked, [v != "none" for v in guidance.variants])
         return Conditions(
             variants=guidance.variants,
             caption_text=text,
@@ -488,7 +513,25 @@ class FacevoxPipeline:
             caption_slot_ids=torch.cat(tags),
             faces=_per_variant(faces, with_faces, dtype),
             voices=_per_variant(voices, with_voices, dtype),
+            speaking_video=speak_v,
+            speaking_audio=speak_a,
         )
+
+    def speaking(self, checked: CheckedRequest, with_text: list[bool]) -> tuple[Tensor | None, Tensor | None]:
+        """Per guidance variant, who speaks during each target token, from the planned turn spans:
+        video (G, T', K), audio (G, Na, K); (None, None) for a model without a turn embedding."""
+        cfg = self.model.config
+        if not cfg.turn_embedding or cfg.clock is None:
+            return None, None
+        clock, pt = cfg.clock, cfg.video.patch[0]
+        T = 1 + (checked.frames - 1) // clock.video_time_stride
+        Na = self.audio_codec.latent_frames(self.audio_samples(checked.frames))
+        K = max(1, len(checked.face_crops))
+        spans = [(int(t["slot"]), float(t["start"]), float(t["end"])) for t in checked.turns]
+        v = speaking_mask(spans, clock.video_frame_seconds(T)[::pt], clock.latent_seconds * pt, K)
+        a = speaking_mask(spans, clock.audio_token_seconds(Na), 1.0 / clock.audio_token_rate, K)
+        keep = torch.tensor(with_text)[:, None, None]
+        return (v[None] & keep).to(self.device), (a[None] & keep).to(self.device)
 
     def prepare_latents(self, req: GenerationRequest, checked: CheckedRequest) -> tuple[Tensor, Tensor]:
         """Starting noise from the request's seed: video (1, C, T, H, W) and audio (1, Na, Ca)."""
@@ -542,16 +585,19 @@ class FacevoxPipeline:
                 "context_mask": conditions.caption_mask[sel],
                 "context_slot_ids": conditions.caption_slot_ids[sel],
             }
+            sv_rows, sa_rows = conditions.speaking_video, conditions.speaking_audio
             vi = ModalityInput(
                 latents=xv.expand(n, -1, -1, -1, -1).to(dtype),
                 timesteps=sv.expand(n).to(dtype),
                 references=None if cache is not None else conditions.faces.select(sel),
+                speaking=None if sv_rows is None else sv_rows[sel],
                 **caption,
             )
             ai = ModalityInput(
                 latents=xa.expand(n, -1, -1).to(dtype),
                 timesteps=sa.expand(n).to(dtype),
                 references=None if cache is not None else conditions.voices.select(sel),
+                speaking=None if sa_rows is None else sa_rows[sel],
                 **caption,
             )
             forwards += 1

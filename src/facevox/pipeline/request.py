@@ -1,6 +1,7 @@
 """What a user asks for: people (faces + voice), a script of who says what, and render settings.
 
-Scripts: the simple form ``[alice] Hello there. [bob] Hi!`` (names must be given people), a
+Scripts: the simple form ``[alice] Hello there. [bob] Hi!`` (names must be given people), optionally
+timed ``[alice 0.0-1.2] Hello there. [bob 1.2-2.0] Hi!`` (seconds; every turn or none), a
 structured caption (the curation format, ``docs/curate.md``) as a dict / JSON file, or a caption
 already written in the release's tagged format (``<REF_1_S>a tall man<REF_1_E> says <S1>Hello.<E1>``,
 Ovi's ``<S>...<E>`` for one person, ``Audio: ...``), which is used as is: ``<REF_k_*>`` / ``<Sk>`` bind
@@ -71,15 +72,69 @@ def parse_person(spec: str) -> Person:
     return Person(name=m[1], faces=tuple(f for f in m[2].split(",") if f), voice=m[3])
 
 
-def parse_script(script: str) -> list[tuple[str, str]]:
-    """``[alice] Hello there. [bob] Hi!`` -> [("alice", "Hello there."), ("bob", "Hi!")]."""
+_TIMED_TAG = re.compile(r"\s*(\S+?)(?:\s+(-?[0-9.]+)\s*-\s*(-?[0-9.]+))?\s*")
+
+
+def parse_script(script: str) -> list[tuple[str, str, float | None, float | None]]:
+    """``[alice] Hello there. [bob 1.2-2.0] Hi!`` -> [("alice", "Hello there.", None, None),
+    ("bob", "Hi!", 1.2, 2.0)] (name, text, start, end)."""
     parts = re.split(r"\[([^\]]+)\]", script)
     if parts[0].strip():
         raise RequestError(f"script must start with a [name] tag, got {script[:40]!r}")
-    turns = [(parts[i].strip(), parts[i + 1].strip()) for i in range(1, len(parts), 2)]
-    turns = [(n, t) for n, t in turns if t]
+    turns = []
+    for i in range(1, len(parts), 2):
+        text = parts[i + 1].strip()
+        m = _TIMED_TAG.fullmatch(parts[i])
+        if m is None:
+            raise RequestError(f"script tag [{parts[i]}]: write [name] or [name START-END] (seconds)")
+        if not text:
+            continue
+        try:
+            start, end = (None, None) if m[2] is None else (float(m[2]), float(m[3]))
+        except ValueError as e:
+            raise RequestError(f"script tag [{parts[i]}]: times must be numbers of seconds ({e})") from e
+        turns.append((m[1], text, start, end))
     if not turns:
         raise RequestError("script has no lines: write e.g. '[alice] Hello there.'")
+    return turns
+
+
+def check_turn_times(turns: list[dict[str, Any]], duration: float) -> None:
+    """RequestError for a turn that ends before it starts, runs past the clip, or overlaps another
+    turn of the same person (one person says one line at a time; two people may overlap)."""
+    for t in turns:
+        if not 0 <= t["start"] < t["end"]:
+            raise RequestError(
+                f"turn of {t['name']!r} ({t['text'][:30]!r}): start {t['start']} must be >= 0 and < end {t['end']}"
+            )
+        if t["end"] > duration + 0.02:
+            raise RequestError(
+                f"turn of {t['name']!r} ({t['text'][:30]!r}) ends at {t['end']} s, past the clip ({duration} s)"
+            )
+    for a in turns:
+        for b in turns:
+            if a is not b and a["slot"] == b["slot"] and a["start"] < b["end"] and b["start"] < a["end"]:
+                raise RequestError(
+                    f"turns of {a['name']!r} overlap: {a['start']}-{a['end']} s and {b['start']}-{b['end']} s"
+                )
+
+
+def timed_turns(
+    lines: list[tuple[int, str, float | None, float | None]], names: list[str], duration: float
+) -> list[dict[str, Any]]:
+    """Turns with the times given (every line timed), or planned over ``duration`` in proportion to
+    their words (no line timed); ``planned`` says which. Mixed is an error."""
+    timed = [s is not None and e is not None for _, _, s, e in lines]
+    if any(timed) and not all(timed):
+        raise RequestError("give start and end times for every turn of the script or for none")
+    if not all(timed):
+        return _timed([(k, t) for k, t, _, _ in lines], names, duration)
+    turns = [
+        {"slot": k, "name": names[k], "text": t, "start": float(s), "end": float(e), "planned": False}
+        for k, t, s, e in lines
+        if s is not None and e is not None
+    ]
+    check_turn_times(turns, duration)
     return turns
 
 
@@ -119,7 +174,7 @@ def tagged_turns(text: str, req: GenerationRequest) -> list[dict[str, Any]]:
         elif speaking and not _TAG.fullmatch(piece):
             lines[-1][1] += piece
     names = [p.name for p in req.people]
-    return _timed([(k, t.strip()) for k, t in lines if t.strip()], names, req.duration)
+    return _timed([(k, t.strip()) for k, t in lines if t.strip()], names, req.duration)  # untimed: planned
 
 
 def _timed(lines: list[tuple[int, str]], names: list[str], duration: float) -> list[dict[str, Any]]:
@@ -135,6 +190,7 @@ def _timed(lines: list[tuple[int, str]], names: list[str], duration: float) -> l
                 "text": text,
                 "start": round(start, 2),
                 "end": round(start + span, 2),
+                "planned": True,
             }
         )
         start += span
@@ -154,24 +210,27 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
                 f"caption has {len(caption['subjects'])} subjects but {len(req.people)} people were given"
             )
         names = [p.name for p in req.people]
-        turns = [
-            {
-                "slot": t["slot"] - 1,
-                "name": names[t["slot"] - 1],
-                "text": t["text"],
-                "start": t.get("start"),
-                "end": t.get("end"),
-            }
-            for t in caption["speech"]
-        ]
+        for t in caption["speech"]:
+            if not isinstance(t.get("slot"), int) or not 1 <= t["slot"] <= len(names):
+                raise RequestError(
+                    f"structured caption: speech {t.get('text', '')[:30]!r} names slot {t.get('slot')!r}; "
+                    f"the {len(names)} given people are slots 1..{len(names)}"
+                )
+        turns = timed_turns(
+            [(t["slot"] - 1, t["text"], t.get("start"), t.get("end")) for t in caption["speech"]],
+            names,
+            req.duration,
+        )
         return caption, turns
     if is_tagged(req.script):
         return {"tagged": req.script.strip()}, tagged_turns(req.script, req)
     lines = parse_script(req.script)
-    unknown = sorted({n for n, _ in lines} - set(slot_of))
+    unknown = sorted({n for n, *_ in lines} - set(slot_of))
     if unknown:
         raise RequestError(f"script names {unknown} but only {sorted(slot_of)} have references (--person)")
-    turns = _timed([(slot_of[n], t) for n, t in lines], [p.name for p in req.people], req.duration)
+    turns = timed_turns(
+        [(slot_of[n], t, s, e) for n, t, s, e in lines], [p.name for p in req.people], req.duration
+    )
     n = len(req.people)
     if n > 3:
         raise RequestError(f"at most 3 people per clip are supported, got {n}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from facevox.alignment import Clock, speaking_mask
 from facevox.data.loader import LatentBatch
 from facevox.diffusion.path import TimestepSampling, interpolate, resolution_shift, velocity
 from facevox.models.inputs import ModalityInput, References
@@ -147,14 +148,34 @@ def _random_span(mask: Tensor, d: SampleDraws, min_fraction: float) -> Tensor:
     return mask & (t >= start) & (t < start + length)
 
 
+def speaking_masks(batch: LatentBatch, clock: Clock, video_patch_t: int = 1) -> tuple[Tensor, Tensor]:
+    """Who speaks during each target token of each sample, from the batch's turn spans:
+    video (B, T', K) per token frame and audio (B, Na, K) bool."""
+    B, K = batch.slot_ids.shape
+    T, Na = batch.video_mean.shape[2], batch.audio_mean.shape[1]
+    v_sec = clock.video_frame_seconds(T)[::video_patch_t]
+    a_sec = clock.audio_token_seconds(Na)
+    turns = batch.turns or [()] * B
+    video = torch.stack([speaking_mask(t, v_sec, clock.latent_seconds * video_patch_t, K) for t in turns])
+    audio = torch.stack([speaking_mask(t, a_sec, 1.0 / clock.audio_token_rate, K) for t in turns])
+    dev = batch.video_mean.device
+    return video.to(dev), audio.to(dev)
+
+
 def build_inputs(
     batch: LatentBatch,
     strategy: Strategy,
     cfg: ObjectiveConfig,
     null_caption: tuple[Tensor, Tensor],
     generators: Sequence[torch.Generator],
+    *,
+    clock: Clock | None = None,
+    video_patch_t: int = 1,
 ) -> tuple[ModalityInput, ModalityInput, Tensor, Tensor, Tensor, Tensor]:
     """Noisy inputs for both towers, the velocity targets and per-sample loss weights.
+
+    ``clock``: give it (the model's, for models with ``turn_embedding``) to pass each token's speakers
+    (:func:`speaking_masks`); they are dropped with the caption.
 
     Returns (video_in, audio_in, target_video (B,C,T,H,W), target_audio (B,Na,Ca), weight_video (B,),
     weight_audio (B,)).
@@ -243,6 +264,11 @@ def build_inputs(
     else:
         ctags = torch.full_like(ctags, -1)
 
+    speak_v = speak_a = None
+    if clock is not None:  # the turns are part of the script: dropped with the caption
+        speak_v, speak_a = speaking_masks(batch, clock, video_patch_t)
+        speak_v = speak_v & ~d_text[:, None, None]
+        speak_a = speak_a & ~d_text[:, None, None]
     video_in = ModalityInput(
         latents=interpolate(x0v, nv, sv),
         timesteps=sv,
@@ -250,6 +276,7 @@ def build_inputs(
         context_mask=cmask,
         context_slot_ids=ctags,
         references=faces,
+        speaking=speak_v,
     )
     audio_in = ModalityInput(
         latents=interpolate(x0a, na, sa),
@@ -258,6 +285,7 @@ def build_inputs(
         context_mask=cmask,
         context_slot_ids=ctags,
         references=voices,
+        speaking=speak_a,
     )
     return video_in, audio_in, velocity(x0v, nv), velocity(x0a, na), wv, wa
 
@@ -269,9 +297,14 @@ def flow_loss(
     cfg: ObjectiveConfig,
     null_caption: tuple[Tensor, Tensor],
     generators: Sequence[torch.Generator],
+    *,
+    clock: Clock | None = None,
+    video_patch_t: int = 1,
 ) -> StepLoss:
     """Velocity MSE per stream and sample; the scalar loss is the weight-normalised sum."""
-    video_in, audio_in, tv, ta, wv, wa = build_inputs(batch, strategy, cfg, null_caption, generators)
+    video_in, audio_in, tv, ta, wv, wa = build_inputs(
+        batch, strategy, cfg, null_caption, generators, clock=clock, video_patch_t=video_patch_t
+    )
     out = model(video_in, audio_in)
     lv = (out.video.float() - tv).pow(2).flatten(1).mean(1)  # (B,)
     la = (out.audio.float() - ta).pow(2).flatten(1).mean(1)

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from facevox.config import to_dict, write_resolved
+from facevox.data.encode import shards_clock
 from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset
 from facevox.data.shards import read_null_caption, read_sample
 from facevox.io.atomic import atomic_write_json
@@ -43,9 +44,12 @@ class TrainError(RuntimeError):
 
 
 def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
-    """The named size with its channels and text width taken from the data (never assumed), and
-    ``cfg.video_patch`` when given."""
+    """The named size with its channels, text width and (sizes trained here) clock taken from the data
+    (never assumed), and ``cfg.video_patch`` when given."""
     base = get_config(cfg.size)
+    clock = shards_clock(ds.folder) if base.clock is not None else None
+    if clock is not None:
+        base = dataclasses.replace(base, clock=clock, rope_time_scale=clock.rope_time_scale)
     s = read_sample(ds.folder / ds.entries[0].file)
     patch: tuple[int, int, int] = (
         (int(cfg.video_patch[0]), int(cfg.video_patch[1]), int(cfg.video_patch[2]))
@@ -61,6 +65,13 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
+
+
+def turn_inputs(mcfg: DualTowerConfig) -> dict[str, Any]:
+    """flow_loss keywords that pass the turn spans to a model with a turn embedding (none otherwise)."""
+    if not mcfg.turn_embedding or mcfg.clock is None:
+        return {}
+    return {"clock": mcfg.clock, "video_patch_t": mcfg.video.patch[0]}
 
 
 def model_dir_of(init: str) -> Path:
@@ -101,6 +112,28 @@ def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
         torch.manual_seed(cfg.seed)
         return DualTowerDiT(mcfg)
     model = DualTowerDiT.from_pretrained(model_dir_of(cfg.init))
+    have = model.config
+    if have.clock is not None and mcfg.clock is not None and not have.clock.same_as(mcfg.clock):
+        raise TrainError(
+            f"init={cfg.init} runs on the clock {have.clock.describe()}, the shards in {cfg.data} on "
+            f"{mcfg.clock.describe()}: encode the clips at {have.clock.fps:g} fps with its codecs, or train "
+            "from scratch"
+        )
+    if have.clock is None and mcfg.clock is not None:  # weights saved before the seconds clock
+        log.warning(
+            "init=%s predates the seconds clock: audio positions move from %.5f to %.5f latent frames per "
+            "token (%s)%s",
+            cfg.init,
+            have.rope_time_scale,
+            mcfg.rope_time_scale,
+            mcfg.clock.describe(),
+            "; turn embedding on (it reuses the identity table: no new weights)"
+            if mcfg.turn_embedding
+            else "",
+        )
+        model.config = dataclasses.replace(
+            have, clock=mcfg.clock, rope_time_scale=mcfg.rope_time_scale, turn_embedding=mcfg.turn_embedding
+        )
     if model.config != mcfg:
         raise TrainError(
             f"init weights {cfg.init} have config {model.config.name} with channels "
@@ -132,7 +165,14 @@ def _bucket_losses(sl: StepLoss) -> dict[str, float]:
 class Validator:
     """Held-out loss on fixed batches with fixed noise, sigmas and no condition dropout."""
 
-    def __init__(self, cfg: TrainConfig, strategy: Strategy, null: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        strategy: Strategy,
+        null: tuple[torch.Tensor, torch.Tensor],
+        turns: dict[str, Any] | None = None,
+    ) -> None:
+        self.turns = turns or {}  # flow_loss's clock / video_patch_t keywords
         self.batches: list[LatentBatch] = []
         # both streams of every sample are measured, also for the unimodal stage: comparable across stages
         self.strategy, self.null = dataclasses.replace(strategy, unimodal=False), null
@@ -171,7 +211,7 @@ class Validator:
         lv, la = [], []
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
-            sl = flow_loss(model, b, self.strategy, objective, self.null, gens)
+            sl = flow_loss(model, b, self.strategy, objective, self.null, gens, **self.turns)
             lv.append(sl.video.detach())
             la.append(sl.audio.detach())
         return torch.cat(lv), torch.cat(la)
@@ -296,6 +336,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     mcfg = model_config_for(cfg, ds)
     check_codecs(cfg, data)
     model = build_model(cfg, mcfg)
+    turns = turn_inputs(mcfg)
     names = strategy.select(model)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
@@ -330,7 +371,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "checkpoints are written by single-process runs only; this run exports its release at the end"
         )
     metrics = MetricsWriter(out, start_step=start, tensorboard=cfg.tensorboard) if env.main else None
-    validator = Validator(cfg, strategy, null)
+    validator = Validator(cfg, strategy, null, turns)
     log.info(
         "%s: %s, %.2fM of %.2fM parameters trainable, %d train samples (%d in no full batch), %d val batches",
         strategy.name,
@@ -365,7 +406,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             batch = ds.batch(next(sampler))
             first = env.rank * cfg.batch_size
             gens = sample_generators(cfg.seed, step, micro, range(first, first + batch.size))
-            sl = flow_loss(model, batch, strategy, cfg.objective, null, gens)
+            sl = flow_loss(model, batch, strategy, cfg.objective, null, gens, **turns)
             (sl.loss / cfg.grad_accum).backward()
             losses.append(sl)
             samples_since += batch.size * env.world
