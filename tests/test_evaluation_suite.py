@@ -109,5 +109,12 @@ def test_voice_specificity_is_own_minus_others_on_multi_person_clips(refs: Path,
     clip = res["sets"]["generated"]["clips"][0]
     assert clip["voice_specificity"] == pytest.approx(clip["voice_sim"] - clip["voice_sim_other"])
     assert clip["voice_specificity"] > 0  # closer to the first reference, as the floor test shows
+    assert clip["voice_attribution_acc"] == 1.0  # each turn sounds like its own speaker's reference
+    assert clip["attribution_acc"] is not None and clip["attribution_acc"] <= clip["voice_attribution_acc"]
+    side["turns"] = [{**t, "slot": 1} for t in side["turns"]]  # the same speech, credited to bo
+    (gen / "a.json").write_text(json.dumps(side))
+    res = evaluate(gen, tmp_path / "out2", cfg=EvalConfig(asr=False), progress=False)
+    swapped = res["sets"]["generated"]["clips"][0]
+    assert swapped["voice_attribution_acc"] == 0.0 and swapped["attribution_acc"] == 0.0
     one = evaluate(single, tmp_path / "out1", cfg=EvalConfig(asr=False), progress=False)
     assert one["sets"]["generated"]["clips"][0]["voice_specificity"] is None  # nobody else to tell apart

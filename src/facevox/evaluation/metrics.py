@@ -12,8 +12,10 @@ Everything is read from files (mp4 + ``facevox.generation/1`` sidecar); the mode
   speaker's face with the change of the speech envelope over offsets of +-``max_offset`` frames:
   ``sync_offset`` (frames at the peak), ``sync_conf`` = peak - median (LSE-C-like),
   ``sync_dist`` = 1 - peak (LSE-D-like, lower is better);
-- **speaker attribution** (several people): per turn, the face whose mouth moves most with the
-  speech is the predicted speaker; accuracy against the sidecar's turns;
+- **speaker attribution** (several people), per turn against the sidecar's turns (the planned spans
+  for generated clips): ``mouth_attribution_acc`` (the face whose mouth moves most with the speech),
+  ``voice_attribution_acc`` (the reference voice the turn's speech is closest to) and
+  ``attribution_acc`` (both: the voice is the speaker's and, where a mouth is measured, so is it);
 - **speech content**: pocketsphinx WER against the turns' text.
 """
 
@@ -183,7 +185,9 @@ def score_clip(
     # generated clips carry audio; a clip without any still fails below, as it always has
     audio = cast(np.ndarray, clip.audio)
     vs, vo = [], []
+    voice_pick: list[int | None] = []  # per turn, the reference voice the turn's speech is closest to
     for t in side["turns"]:
+        voice_pick.append(None)
         s, e = t.get("start"), t.get("end")
         seg = audio if s is None or e is None or e - s < cfg.min_turn_s else audio[int(s * sr) : int(e * sr)]
         if seg.size < sr // 4:
@@ -193,6 +197,7 @@ def score_clip(
         except ValueError:
             continue
         sims = ref_voice @ emb
+        voice_pick[-1] = int(np.argmax(sims))
         vs.append(float(sims[t["slot"]]))
         if K > 1:
             vo.append(float(np.delete(sims, t["slot"]).mean()))
@@ -235,16 +240,25 @@ def score_clip(
         out["sync_dist"] = float(1 - c.max())
     else:
         out["sync_offset"] = out["sync_conf"] = out["sync_dist"] = None
-    out["attribution_acc"] = None
+    # speaker attribution per turn of a multi-person clip: by the mouth (whose mouth moves with the
+    # speech, curation's binding score), by the voice (whose reference the speech sounds like), and
+    # both: a turn counts when its voice is the speaker's and, where a mouth is measured, so is the mouth
+    out["attribution_acc"] = out["mouth_attribution_acc"] = out["voice_attribution_acc"] = None
     if K > 1:
         turns = [_Span(t.get("start") or 0.0, t.get("end") or F / fps) for t in side["turns"]]
         scores = segment_scores(turns, motion, env_raw, fps)  # (turns, K), curation's binding score
-        hits = [
-            int(np.argmax(sc)) == t["slot"]
-            for sc, t in zip(scores, side["turns"], strict=True)
-            if np.isfinite(sc).any()
+        mouth = [int(np.argmax(sc)) if np.isfinite(sc).any() else None for sc in scores]
+        slots = [t["slot"] for t in side["turns"]]
+        by_mouth = [m == k for m, k in zip(mouth, slots, strict=True) if m is not None]
+        by_voice = [v == k for v, k in zip(voice_pick, slots, strict=True) if v is not None]
+        both = [
+            v == k and (m is None or m == k)
+            for v, m, k in zip(voice_pick, mouth, slots, strict=True)
+            if v is not None
         ]
-        out["attribution_acc"] = float(np.mean(hits)) if hits else None
+        out["mouth_attribution_acc"] = float(np.mean(by_mouth)) if by_mouth else None
+        out["voice_attribution_acc"] = float(np.mean(by_voice)) if by_voice else None
+        out["attribution_acc"] = float(np.mean(both)) if both else None
 
     # ---- speech content
     if cfg.asr and asr is not None:

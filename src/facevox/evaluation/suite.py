@@ -34,6 +34,8 @@ METRICS = {
     "sync_conf": True,
     "sync_dist": False,
     "attribution_acc": True,
+    "mouth_attribution_acc": True,
+    "voice_attribution_acc": True,
     "wer": False,
     "face_detect_rate": True,
     "copy_paste_gap": False,
@@ -167,7 +169,8 @@ SUMMARY = [  # (metric, label, how the field reports it)
     ("sync_conf", "Sync-C-like ↑", "mouth-motion/envelope correlation peak - median"),
     ("sync_dist", "Sync-D-like ↓", "1 - correlation peak"),
     ("wer", "WER ↓", "pocketsphinx"),
-    ("attribution_acc", "Speaker attribution ↑", "multi-person turns"),
+    ("attribution_acc", "Speaker attribution ↑", "multi-person turns: voice and mouth"),
+    ("voice_attribution_acc", "… by voice ↑", "turn speech closest to the speaker's reference"),
     ("face_sim_other", "Face sim to others ↓", "confusion between people"),
     ("copy_paste_gap", "Copy-paste gap ↓", "sim to given refs - sim to an unseen view"),
 ]
