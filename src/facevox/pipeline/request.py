@@ -11,6 +11,7 @@ to the k-th given person. The first two are rendered with the paper's tags.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,12 @@ class Person:
     person_id: str | None = None
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_\-]+", self.name):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", self.name):
             raise RequestError(f"person name {self.name!r}: use letters, digits, '_' or '-'")
         if not self.faces:
             raise RequestError(f"person {self.name!r} has no face image")
+        if not all(isinstance(p, str) and p for p in (*self.faces, self.voice)):
+            raise RequestError(f"person {self.name!r}: face and voice files must be paths")
         for p in (*self.faces, self.voice):
             if not Path(p).is_file():
                 raise RequestError(f"person {self.name!r}: file {p} does not exist")
@@ -55,13 +58,27 @@ class GenerationRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]*", self.name):
+            raise RequestError(
+                f"request name {self.name!r}: use letters, digits, '_', '-' or '.' (it names the files)"
+            )
+        if not isinstance(self.script, str | dict):
+            raise RequestError(
+                f"script must be text or a structured caption object, got {type(self.script).__name__}"
+            )
+        for key in ("width", "height"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v <= 0):
+                raise RequestError(f"{key} must be a positive number of pixels, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise RequestError(f"seed must be an integer, got {self.seed!r}")
         if not self.people:
             raise RequestError("a request needs at least one person")
         names = [p.name for p in self.people]
         if len(set(names)) != len(names):
             raise RequestError(f"person names must be unique, got {names}")
-        if self.duration <= 0:
-            raise RequestError(f"duration must be > 0, got {self.duration}")
+        if not _number(self.duration) or self.duration <= 0:
+            raise RequestError(f"duration must be a number of seconds > 0, got {self.duration!r}")
 
 
 def parse_person(spec: str) -> Person:
@@ -202,20 +219,8 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
     slot_of = {p.name: k for k, p in enumerate(req.people)}
     if isinstance(req.script, dict):
         caption = req.script
-        for key in ("scene", "subjects", "speech"):
-            if key not in caption:
-                raise RequestError(f"structured caption lacks {key!r}")
-        if len(caption["subjects"]) != len(req.people):
-            raise RequestError(
-                f"caption has {len(caption['subjects'])} subjects but {len(req.people)} people were given"
-            )
+        check_caption(caption, len(req.people))
         names = [p.name for p in req.people]
-        for t in caption["speech"]:
-            if not isinstance(t.get("slot"), int) or not 1 <= t["slot"] <= len(names):
-                raise RequestError(
-                    f"structured caption: speech {t.get('text', '')[:30]!r} names slot {t.get('slot')!r}; "
-                    f"the {len(names)} given people are slots 1..{len(names)}"
-                )
         turns = timed_turns(
             [(t["slot"] - 1, t["text"], t.get("start"), t.get("end")) for t in caption["speech"]],
             names,
@@ -252,6 +257,55 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
     return caption, turns
 
 
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_caption(caption: Any, people: int) -> None:
+    """RequestError naming the first field of a structured caption that cannot be used with
+    ``people`` given people (the format of ``docs/curate.md``)."""
+    if not isinstance(caption, dict):
+        raise RequestError(f"structured caption must be a JSON object, got {type(caption).__name__}")
+    for key in ("scene", "subjects", "speech"):
+        if key not in caption:
+            raise RequestError(f"structured caption lacks {key!r}")
+    scene, subjects, speech = caption["scene"], caption["subjects"], caption["speech"]
+    if not isinstance(scene, dict):
+        raise RequestError("structured caption: 'scene' must be an object with shot, lighting and background")
+    for key in ("shot", "lighting", "background"):
+        if not isinstance(scene.get(key), str):
+            raise RequestError(f"structured caption: scene.{key} must be a string, got {scene.get(key)!r}")
+    if not isinstance(subjects, list) or len(subjects) != people:
+        got = len(subjects) if isinstance(subjects, list) else repr(subjects)[:30]
+        raise RequestError(f"caption has {got} subjects but {people} people were given")
+    for i, sub in enumerate(subjects):
+        if not isinstance(sub, dict):
+            raise RequestError(f"structured caption: subjects[{i}] must be an object")
+        if sub.get("slot") != i + 1 or isinstance(sub.get("slot"), bool):
+            raise RequestError(
+                f"structured caption: subjects[{i}].slot must be {i + 1}, got {sub.get('slot')!r}"
+            )
+        for key in ("position", "appearance"):
+            if not isinstance(sub.get(key), str):
+                raise RequestError(f"structured caption: subjects[{i}].{key} must be a string")
+    if not isinstance(speech, list):
+        raise RequestError("structured caption: 'speech' must be a list of turns")
+    for i, t in enumerate(speech):
+        if not isinstance(t, dict):
+            raise RequestError(f"structured caption: speech[{i}] must be an object")
+        slot = t.get("slot")
+        if not isinstance(slot, int) or isinstance(slot, bool) or not 1 <= slot <= people:
+            raise RequestError(
+                f"structured caption: speech[{i}] names slot {slot!r}; the {people} given people are slots "
+                f"1..{people}"
+            )
+        if not isinstance(t.get("text"), str) or not t["text"].strip():
+            raise RequestError(f"structured caption: speech[{i}].text must be a non-empty string")
+        for key in ("start", "end"):
+            if t.get(key) is not None and not _number(t[key]):
+                raise RequestError(f"structured caption: speech[{i}].{key} must be seconds, got {t[key]!r}")
+
+
 def caption_text(caption: dict[str, Any]) -> str:
     """The caption the text encoder reads: a tagged caption as given, else the rendered structure."""
     return caption["tagged"] if "tagged" in caption else render(caption)
@@ -265,6 +319,8 @@ def read_requests(path: str | Path) -> list[GenerationRequest]:
             continue
         try:
             d = json.loads(line)
+            if not isinstance(d, dict) or not isinstance(d.get("people"), list):
+                raise TypeError("each line must be a JSON object with a list of people")
             people = tuple(
                 Person(
                     name=p["name"], faces=tuple(p["faces"]), voice=p["voice"], person_id=p.get("person_id")
@@ -284,6 +340,12 @@ def read_requests(path: str | Path) -> list[GenerationRequest]:
                     use_voices=bool(d.get("use_voices", True)),
                 )
             )
-        except (KeyError, TypeError, json.JSONDecodeError) as e:
-            raise RequestError(f"{path}:{i}: bad request ({e})") from e
+        except (
+            KeyError,
+            TypeError,
+            AttributeError,
+            ValueError,
+            OverflowError,
+        ) as e:  # ValueError: JSON, checks
+            raise RequestError(f"{path}:{i}: bad request ({type(e).__name__}: {e})") from e
     return out

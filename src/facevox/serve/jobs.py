@@ -125,7 +125,7 @@ class JobRunner:
             steps = int(payload.get("steps", self.config.steps))
             duration = float(payload.get("duration", 1.0))
             seed = int(payload.get("seed", 0))
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             raise RequestError(f"steps, duration and seed must be numbers ({e})") from e
         if not 1 <= steps <= MAX_STEPS:
             raise RequestError(f"steps must be in 1..{MAX_STEPS}, got {steps}")
@@ -153,18 +153,20 @@ class JobRunner:
             if not name:
                 raise RequestError(f"person {k + 1} has no name")
             faces_in = p.get("faces") or []
-            if not faces_in:
+            if not isinstance(faces_in, list) or not faces_in:
                 raise RequestError(f"person {name!r}: upload at least one face image")
             faces = []
             for i, f in enumerate(faces_in):
+                data = _decode(f, f"person {name!r} face {i + 1}")  # f is an upload object from here on
                 rel = f"face_{k}_{i}{_suffix(str(f.get('filename', '')), '.png')}"
-                files[rel] = _decode(f, f"person {name!r} face {i + 1}")
+                files[rel] = data
                 names[rel] = str(f.get("filename") or rel)
                 faces.append(rel)
             voice = p.get("voice")
-            rel_v = f"voice_{k}{_suffix(str((voice or {}).get('filename', '')), '.wav')}"
-            files[rel_v] = _decode(voice, f"person {name!r} voice")
-            names[rel_v] = str((voice or {}).get("filename") or rel_v)
+            data = _decode(voice, f"person {name!r} voice")
+            rel_v = f"voice_{k}{_suffix(str(voice.get('filename', '')), '.wav')}"
+            files[rel_v] = data
+            names[rel_v] = str(voice.get("filename") or rel_v)
             people.append((name, faces, rel_v))
         # the uploads land in a staging folder renamed into place; a request that fails its
         # check (unknown speaker, too long...) removes the job folder again: nothing is left
