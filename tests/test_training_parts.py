@@ -231,3 +231,20 @@ def test_max_sigma_fraction_trains_where_sampling_starts(shards: Path) -> None:
         assert float((s < 0.999).float().mean()) > 0.3
     with pytest.raises(ValueError, match="max_sigma_fraction"):
         ObjectiveConfig(max_sigma_fraction=1.5)
+
+
+def test_release_size_wrapping_plan_on_meta(capsys: pytest.CaptureFixture[str]) -> None:
+    """iap-5b built on the meta device (no memory): every parameter lands in one FSDP2 unit."""
+    from facevox.training.parallel import main
+
+    main(["--size", "iap-5b", "--world", "8", "--bf16", "--checkpointing"])
+    out = capsys.readouterr().out
+    assert "iap-5b:" in out and "31 FSDP2 units over 8 ranks, compute bf16" in out
+    assert out.count("blocks.") == 30 and "root" in out
+    from facevox.models import DualTowerDiT, get_config
+
+    with torch.device("meta"):
+        model = DualTowerDiT(get_config("iap-5b"))
+    total = float(out.split(": ")[1].split(" B ")[0])  # printed to 3 decimals, in billions
+    assert total == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e9, abs=1e-3)
+    assert total > 10  # two ~5B towers, the video tower's reference copy and the bridge

@@ -203,3 +203,24 @@ def test_init_on_another_clock_is_refused_and_old_weights_move_to_the_clock(
     moved = DualTowerDiT.from_pretrained(tmp_path / "t" / "release" / "model").config
     assert moved.clock is not None and moved.clock.fps == 25.0 and moved.turn_embedding
     assert moved.rope_time_scale == pytest.approx(0.25)  # 25 fps / 4 = 6.25 latent frames/s over 25 tokens/s
+
+
+def test_device_and_dtype_are_honoured(shards: Path, tmp_path: Path) -> None:
+    """bf16 autocast over fp32 master weights at the debug size: losses within a bf16 tolerance of
+    the fp32 run, weights and EMA still fp32; a device this machine lacks is refused up front."""
+    train(_cfg(shards, tmp_path / "fp32", "base", steps=3, eval_every=100), progress=False)
+    train(_cfg(shards, tmp_path / "bf16", "base", steps=3, eval_every=100, dtype="bfloat16"), progress=False)
+    a = [r["loss"] for r in read_metrics(tmp_path / "fp32") if "loss" in r]
+    b = [r["loss"] for r in read_metrics(tmp_path / "bf16") if "loss" in r]
+    assert len(a) == len(b) == 3 and a != b  # autocast really ran in bf16
+    torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=3e-2, atol=0)
+    model = DualTowerDiT.from_pretrained(tmp_path / "bf16" / "release" / "model")
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainError, match="no CUDA device"):
+            train(_cfg(shards, tmp_path / "cuda", "base", steps=1, device="cuda"), progress=False)
+    with pytest.raises(TrainError, match="not a device name"):
+        train(_cfg(shards, tmp_path / "bad", "base", steps=1, device="gpu9"), progress=False)
+    with pytest.raises(TrainError, match="cpu or cuda"):
+        train(_cfg(shards, tmp_path / "mps", "base", steps=1, device="meta"), progress=False)
+    assert not (tmp_path / "cuda").exists() and not (tmp_path / "bad").exists()

@@ -342,8 +342,9 @@ def _html(out: Path, report: dict[str, Any]) -> str:
             "voice_sim",
             "sync_conf",
             "sync_dist",
+            "voice_specificity",
             "attribution_acc",
-            "wer",
+            "voice_attribution_acc",
         )
     )
     steps = "".join(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,11 @@ class LatentBatch:
     @property
     def size(self) -> int:
         return len(self.sample_ids)
+
+    def to(self, device: torch.device) -> LatentBatch:
+        """The batch with every tensor on ``device``."""
+        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if f.type == "Tensor"}
+        return replace(self, **moved)
 
 
 def window_turns(meta: dict[str, Any]) -> tuple[tuple[int, float, float], ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from facevox.training.objective import ObjectiveConfig
 
@@ -12,7 +13,7 @@ class ParallelConfig:
     activation_checkpointing: bool = False  # recompute block activations in backward
     compile: bool = False  # torch.compile each block
     fsdp: bool = True  # shard with FSDP2 (fully_shard) when launched by torchrun with > 1 process
-    bf16: bool = False  # bf16 compute with fp32 master weights and reductions (GPU)
+    bf16: bool = False  # old spelling of TrainConfig.dtype=bfloat16 (kept: recipes may set it)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +39,11 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = True  # torch.use_deterministic_algorithms (bit-exact resume on CPU)
     threads: int = 2  # torch intra-op threads
+    # where the model trains: "cpu", "cuda" (under torchrun: cuda:LOCAL_RANK) or "cuda:N"
+    device: str = "cpu"
+    # compute precision: "float32", or "bfloat16" = bf16 autocast over fp32 master weights, fp32
+    # optimiser state and EMA (with FSDP2: a bf16 param / fp32 reduce mixed-precision policy)
+    dtype: Literal["float32", "bfloat16"] = "float32"
     train_split: str = "train"
     val_split: str = "heldout"  # people never seen in training; "" = no validation
     val_batches: int = 4  # fixed validation batches (same noise and sigmas at every evaluation)

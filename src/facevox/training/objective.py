@@ -96,27 +96,26 @@ def _tokens(batch: LatentBatch, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
 
 
 class SampleDraws:
-    """Per-sample random draws, stacked along the batch axis."""
+    """Per-sample random draws, stacked along the batch axis. Drawn on the generators' device (the
+    CPU) and moved, so a run on another device draws exactly the CPU run's numbers."""
 
     def __init__(self, generators: Sequence[torch.Generator], device: torch.device) -> None:
         self.gens, self.device = list(generators), device
 
     def randn(self, shape: Sequence[int]) -> Tensor:
         """(B, *shape[1:]) standard normal, row b from generator b."""
-        return torch.stack(
-            [torch.randn(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens]
-        )
+        return torch.stack([torch.randn(tuple(shape[1:]), generator=g) for g in self.gens]).to(self.device)
 
     def uniform(self, shape: Sequence[int]) -> Tensor:
         """(B, *shape[1:]) uniform in [0, 1), row b from generator b."""
-        return torch.stack([torch.rand(tuple(shape[1:]), generator=g, device=self.device) for g in self.gens])
+        return torch.stack([torch.rand(tuple(shape[1:]), generator=g) for g in self.gens]).to(self.device)
 
     def rand(self) -> Tensor:
         """(B,) uniform in [0, 1): one draw per sample."""
         return self.uniform((len(self.gens),))
 
     def sigma(self, ts: TimestepSampling) -> Tensor:
-        return torch.cat([ts.sample(1, generator=g, device=self.device) for g in self.gens])
+        return torch.cat([ts.sample(1, generator=g) for g in self.gens]).to(self.device)
 
 
 def sample_generators(seed: int, step: int, micro: int, positions: Sequence[int]) -> list[torch.Generator]:

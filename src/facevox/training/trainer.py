@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -65,6 +66,33 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    """The training device, checked: TrainError for a device this machine does not have, or bf16
+    where the device cannot compute it. ``cuda`` under torchrun is ``cuda:LOCAL_RANK``."""
+    try:
+        dev = torch.device(cfg.device)
+    except RuntimeError as e:
+        raise TrainError(f"device={cfg.device!r} is not a device name ({e}); use cpu, cuda or cuda:N") from e
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise TrainError(f"device={cfg.device!r}: facevox trains on cpu or cuda")
+    if not torch.cuda.is_available():
+        raise TrainError(f"device={cfg.device!r}, but torch sees no CUDA device here: train with device=cpu")
+    if dev.index is None:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise TrainError(f"device={dev}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if (cfg.dtype == "bfloat16" or cfg.parallel.bf16) and not torch.cuda.is_bf16_supported():
+        raise TrainError(
+            f"dtype=bfloat16, but {torch.cuda.get_device_name(dev)} cannot compute bf16: dtype=float32"
+        )
+    torch.cuda.set_device(dev)
+    if cfg.deterministic:  # cuBLAS needs a fixed workspace for deterministic algorithms
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return dev
 
 
 def turn_inputs(mcfg: DualTowerConfig) -> dict[str, Any]:
@@ -171,8 +199,11 @@ class Validator:
         strategy: Strategy,
         null: tuple[torch.Tensor, torch.Tensor],
         turns: dict[str, Any] | None = None,
+        *,
+        bf16: bool = False,
     ) -> None:
         self.turns = turns or {}  # flow_loss's clock / video_patch_t keywords
+        self.bf16 = bf16
         self.batches: list[LatentBatch] = []
         # both streams of every sample are measured, also for the unimodal stage: comparable across stages
         self.strategy, self.null = dataclasses.replace(strategy, unimodal=False), null
@@ -211,7 +242,9 @@ class Validator:
         lv, la = [], []
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
-            sl = flow_loss(model, b, self.strategy, objective, self.null, gens, **self.turns)
+            device = next(model.parameters()).device
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                sl = flow_loss(model, b.to(device), self.strategy, objective, self.null, gens, **self.turns)
             lv.append(sl.video.detach())
             la.append(sl.audio.detach())
         return torch.cat(lv), torch.cat(la)
@@ -325,7 +358,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) one stage; returns the final metrics."""
     if not cfg.data or not cfg.out:
         raise TrainError("train needs data=SHARD_DIR and out=RUN_DIR")
-    device = torch.device("cpu")
+    device = resolve_device(cfg)
     env: Dist = init_distributed(device)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(cfg.deterministic)
@@ -335,12 +368,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     null = read_null_caption(data)
     mcfg = model_config_for(cfg, ds)
     check_codecs(cfg, data)
-    model = build_model(cfg, mcfg)
+    model = build_model(cfg, mcfg).to(device)
     turns = turn_inputs(mcfg)
     names = strategy.select(model)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    model = parallelize(model, cfg.parallel, env, device)
+    bf16 = cfg.dtype == "bfloat16" or cfg.parallel.bf16
+    model = parallelize(model, dataclasses.replace(cfg.parallel, bf16=bf16), env, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     sampler = BucketSampler(
@@ -371,7 +405,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "checkpoints are written by single-process runs only; this run exports its release at the end"
         )
     metrics = MetricsWriter(out, start_step=start, tensorboard=cfg.tensorboard) if env.main else None
-    validator = Validator(cfg, strategy, null, turns)
+    validator = Validator(cfg, strategy, null, turns, bf16=bf16)
     log.info(
         "%s: %s, %.2fM of %.2fM parameters trainable, %d train samples (%d in no full batch), %d val batches",
         strategy.name,
@@ -403,10 +437,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         losses: list[StepLoss] = []
         for micro in range(cfg.grad_accum):
-            batch = ds.batch(next(sampler))
+            batch = ds.batch(next(sampler)).to(device)
             first = env.rank * cfg.batch_size
             gens = sample_generators(cfg.seed, step, micro, range(first, first + batch.size))
-            sl = flow_loss(model, batch, strategy, cfg.objective, null, gens, **turns)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                sl = flow_loss(model, batch, strategy, cfg.objective, null, gens, **turns)
             (sl.loss / cfg.grad_accum).backward()
             losses.append(sl)
             samples_since += batch.size * env.world
