@@ -86,7 +86,8 @@ def main() -> None:
         "shards": json.loads((shards / "encode.json").read_text())["counts"],
         # the codecs whose latents the model was trained on (facevox.codecs.loading.codec_fingerprint)
         "codec_fingerprints": json.loads((shards / "encode.json").read_text())["codec_fingerprints"],
-        "stages": [stage_record(train / s) for s in STAGES],
+        # base1: the first base phase when the base ran in two (train_shipped_model.sh)
+        "stages": [stage_record(train / s) for s in ("base1", *STAGES) if (train / s / "config.yaml").is_file()],
         "commit": commit.strip(),
         "date": date.today().isoformat(),
     }

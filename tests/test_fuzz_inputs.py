@@ -32,7 +32,10 @@ from facevox.pipeline.request import (
 )
 from facevox.training.config import TrainConfig
 
-SIZES = [pytest.param(150, id="quick"), pytest.param(2500, marks=pytest.mark.slow, id="volume")]
+SIZES = [
+    pytest.param(150, id="quick"),
+    pytest.param(2500, marks=[pytest.mark.slow, pytest.mark.timeout(3600)], id="volume"),
+]
 
 
 def run(strategy: st.SearchStrategy[Any], check: Callable[[Any], None], examples: int) -> None:

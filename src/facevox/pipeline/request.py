@@ -195,21 +195,23 @@ def tagged_turns(text: str, req: GenerationRequest) -> list[dict[str, Any]]:
 
 
 def _timed(lines: list[tuple[int, str]], names: list[str], duration: float) -> list[dict[str, Any]]:
-    """Turns (slot, name, text, start, end) spread over ``duration`` in proportion to their words."""
+    """Turns (slot, name, text, start, end) spread over ``duration`` in proportion to their words
+    (times to the millisecond); RequestError when a turn would get no time at all."""
     words = [max(1, len(t.split())) for _, t in lines]
     total, start, turns = sum(words), 0.0, []
     for (k, text), w in zip(lines, words, strict=True):
         span = duration * w / total
-        turns.append(
-            {
-                "slot": k,
-                "name": names[k],
-                "text": text,
-                "start": round(start, 2),
-                "end": round(start + span, 2),
-                "planned": True,
-            }
-        )
+        turn = {
+            "slot": k,
+            "name": names[k],
+            "text": text,
+            "start": round(start, 3),
+            "end": round(start + span, 3),
+            "planned": True,
+        }
+        if turn["end"] <= turn["start"]:
+            raise RequestError(f"a {duration} s clip is too short to plan {len(lines)} turns")
+        turns.append(turn)
         start += span
     return turns
 
