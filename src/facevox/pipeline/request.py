@@ -201,17 +201,10 @@ def _timed(lines: list[tuple[int, str]], names: list[str], duration: float) -> l
     total, start, turns = sum(words), 0.0, []
     for (k, text), w in zip(lines, words, strict=True):
         span = duration * w / total
-        turn = {
-            "slot": k,
-            "name": names[k],
-            "text": text,
-            "start": round(start, 3),
-            "end": round(start + span, 3),
-            "planned": True,
-        }
-        if turn["end"] <= turn["start"]:
+        t0, t1 = round(start, 3), round(start + span, 3)
+        if t1 <= t0:
             raise RequestError(f"a {duration} s clip is too short to plan {len(lines)} turns")
-        turns.append(turn)
+        turns.append({"slot": k, "name": names[k], "text": text, "start": t0, "end": t1, "planned": True})
         start += span
     return turns
 

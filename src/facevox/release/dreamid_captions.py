@@ -125,7 +125,9 @@ def _format_time(seconds: float, fmt: str) -> str:
     minutes, rest = divmod(ms, 60_000)
     if fmt == "mm:ss":
         if rest % 1000:
-            raise DreamIDCaptionError(f"time {seconds} s has a fraction; the 'mm:ss' form writes whole seconds")
+            raise DreamIDCaptionError(
+                f"time {seconds} s has a fraction; the 'mm:ss' form writes whole seconds"
+            )
         return f"{minutes:02d}:{rest // 1000:02d}"
     return f"{minutes:02d}.{rest // 1000:02d}.{rest % 1000:03d}"
 
@@ -148,6 +150,33 @@ def _check_span(who: str, start: float, end: float, clip_seconds: float) -> None
         )
 
 
+def _structure(caption: Any) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(scene, subjects, speech) of a facevox caption; DreamIDCaptionError naming an ill-typed field."""
+    if not isinstance(caption, dict) or not all(k in caption for k in ("scene", "subjects", "speech")):
+        raise DreamIDCaptionError("not a structured caption: an object with scene, subjects and speech")
+    scene, subjects, speech = caption["scene"], caption["subjects"], caption["speech"]
+    if not isinstance(scene, dict) or not all(
+        isinstance(scene.get(k), str) for k in ("shot", "lighting", "background")
+    ):
+        raise DreamIDCaptionError("scene must be an object with string shot, lighting and background")
+    if not isinstance(subjects, list) or not isinstance(speech, list):
+        raise DreamIDCaptionError("subjects and speech must be lists")
+    for i, sub in enumerate(subjects):
+        if not isinstance(sub, dict) or not all(
+            isinstance(sub.get(k), str) for k in ("position", "appearance")
+        ):
+            raise DreamIDCaptionError(f"subjects[{i}] must be an object with string position and appearance")
+    for i, turn in enumerate(speech):
+        if not isinstance(turn, dict) or not isinstance(turn.get("text"), str):
+            raise DreamIDCaptionError(f"speech[{i}] must be an object with a string text")
+    return scene, subjects, speech
+
+
+def _seconds(value: Any) -> float | None:
+    """A number of seconds, or None for anything else (a missing time, a bool, a string)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _check_people(people: int) -> None:
     if people > MAX_PEOPLE:
         raise TooManyPeopleError(
@@ -164,10 +193,7 @@ def to_dreamid_caption(caption: dict[str, Any], *, clip_seconds: float = CLIP_SE
     else it cannot write (slots not 1..n, a turn of an unknown slot or without times, a stale
     ``"dreamid"`` override). Pure text: call it before loading any weights.
     """
-    try:
-        scene, subjects, speech = caption["scene"], caption["subjects"], caption["speech"]
-    except (KeyError, TypeError) as err:
-        raise DreamIDCaptionError(f"not a structured caption (scene, subjects, speech): {err}") from err
+    scene, subjects, speech = _structure(caption)
     _check_people(len(subjects))
     slots = [s.get("slot") for s in subjects]
     if slots != list(range(1, len(subjects) + 1)):
@@ -177,18 +203,30 @@ def to_dreamid_caption(caption: dict[str, Any], *, clip_seconds: float = CLIP_SE
     if fmt not in TIME_FORMATS:
         raise DreamIDCaptionError(f"dreamid.time_format {fmt!r} is not one of {TIME_FORMATS}")
     spans: dict[int, list[tuple[float, float]]] = {}
+    previous_start = 0.0
     for i, turn in enumerate(speech):
-        slot, start, end = turn.get("slot"), turn.get("start"), turn.get("end")
-        if slot not in slots:
+        slot = turn.get("slot")
+        if not isinstance(slot, int) or slot not in slots:
             raise DreamIDCaptionError(f"speech[{i}] is slot {slot!r}; the subjects are slots {slots}")
-        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in (start, end)):
-            raise DreamIDCaptionError(f"speech[{i}] has no start / end seconds; DreamID-Omni times every turn")
-        _check_span(f"speech[{i}] (<sub{slot}>)", float(start), float(end), clip_seconds)
-        spans.setdefault(slot, []).append((float(start), float(end)))
+        start, end = _seconds(turn.get("start")), _seconds(turn.get("end"))
+        if start is None or end is None:
+            raise DreamIDCaptionError(
+                f"speech[{i}] has no start / end seconds; DreamID-Omni times every turn"
+            )
+        _check_span(f"speech[{i}] (<sub{slot}>)", start, end, clip_seconds)
+        if start < previous_start:
+            raise DreamIDCaptionError(
+                f"speech[{i}] starts at {start} s, before the turn above it ({previous_start} s): DreamID-Omni "
+                "pairs the <S>..<E> lines with the timestamps in time order, so list the turns in time order"
+            )
+        previous_start = start
+        spans.setdefault(slot, []).append((start, end))
 
     images = extra.get("image_captions") or [_image_caption(s["slot"], s["appearance"]) for s in subjects]
     if len(images) != len(subjects):
-        raise DreamIDCaptionError(f"dreamid.image_captions has {len(images)} lines for {len(subjects)} subjects")
+        raise DreamIDCaptionError(
+            f"dreamid.image_captions has {len(images)} lines for {len(subjects)} subjects"
+        )
     analysis = extra.get("analysis", _analysis_template([t["slot"] for t in speech]))
     if analysis.count("<S><E>") != len(speech):
         raise DreamIDCaptionError(
@@ -212,7 +250,8 @@ def to_dreamid_caption(caption: dict[str, Any], *, clip_seconds: float = CLIP_SE
     timestamps = ",\n".join(
         f'    "<sub{k}>": ['
         + ", ".join(
-            json.dumps(f"<Time_S>{_format_time(a, fmt)}-{_format_time(b, fmt)}<Time_E>") for a, b in sorted(spans[k])
+            json.dumps(f"<Time_S>{_format_time(a, fmt)}-{_format_time(b, fmt)}<Time_E>")
+            for a, b in sorted(spans[k])
         )
         + "]"
         for k in slots
@@ -277,7 +316,9 @@ def _position_and_appearance(rest: str) -> tuple[str, str]:
     return position, rest
 
 
-def _timestamps(block: str | None, people: int, clip_seconds: float) -> tuple[list[tuple[float, float, int]], str]:
+def _timestamps(
+    block: str | None, people: int, clip_seconds: float
+) -> tuple[list[tuple[float, float, int]], str]:
     if block is None:
         return [], TIME_FORMATS[0]
     try:
@@ -290,7 +331,9 @@ def _timestamps(block: str | None, people: int, clip_seconds: float) -> tuple[li
     for tag, times in data.items():
         m = re.fullmatch(r"<sub(\d+)>", str(tag))
         if m is None or not isinstance(times, list):
-            raise DreamIDCaptionError(f"[SPEAKER_TIMESTAMPS] entry {tag!r}: expected \"<subK>\": [\"<Time_S>..\"]")
+            raise DreamIDCaptionError(
+                f'[SPEAKER_TIMESTAMPS] entry {tag!r}: expected "<subK>": ["<Time_S>.."]'
+            )
         slot = int(m.group(1))
         if not 1 <= slot <= people:
             raise DreamIDCaptionError(f"[SPEAKER_TIMESTAMPS] names {tag} but the caption has {people} people")
@@ -337,17 +380,19 @@ def from_dreamid_caption(
 
     visual = _visual(_required(text, "VISUAL_DESCRIPTION"))
     sentences = _subject_sentences(visual["appearance"], people)
-    subjects = []
+    subjects: list[dict[str, Any]] = []
     for k in range(1, people + 1):
         position, appearance = _position_and_appearance(sentences[k])
         subjects.append({"slot": k, "person_id": ids[k - 1], "position": position, "appearance": appearance})
 
     analysis_block = _required(text, "CO_ANALYSIS")
-    lines_said = [(m.start(), m.end(), m.group(1)) for m in re.finditer(r"<S>(.*?)<E>", analysis_block, re.DOTALL)]
+    lines_said = [
+        (m.start(), m.end(), m.group(1)) for m in re.finditer(r"<S>(.*?)<E>", analysis_block, re.DOTALL)
+    ]
     spans, fmt = _timestamps(_section(text, "SPEAKER_TIMESTAMPS"), people, clip_seconds)
     if spans and len(spans) != len(lines_said):
         raise DreamIDCaptionError(f"{len(lines_said)} <S>..<E> lines but {len(spans)} speaker timestamps")
-    speech = []
+    speech: list[dict[str, Any]] = []
     previous_end = 0
     for i, (start, end, said) in enumerate(lines_said):
         tags = re.findall(r"<sub(\d+)>", analysis_block[previous_end:start])
@@ -362,7 +407,9 @@ def from_dreamid_caption(
                 )
             speech.append({"slot": slot, "start": t0, "end": t1, "text": said})
         elif named is None:
-            raise DreamIDCaptionError(f"speech line {i + 1} ({said[:30]!r}) names no <subK> and has no timestamp")
+            raise DreamIDCaptionError(
+                f"speech line {i + 1} ({said[:30]!r}) names no <subK> and has no timestamp"
+            )
         else:
             speech.append({"slot": named, "start": None, "end": None, "text": said})
 
@@ -371,7 +418,9 @@ def from_dreamid_caption(
     if m and m.group(2) == _WHO.get(people, f"{people} people"):
         scene = {"shot": m.group(1), "lighting": m.group(4), "background": m.group(3), "num_subjects": people}
     else:
-        shot = next((s for s in ("close-up", "medium shot", "wide shot") if s in scene_text.lower()), UNSTATED)
+        shot = next(
+            (s for s in ("close-up", "medium shot", "wide shot") if s in scene_text.lower()), UNSTATED
+        )
         scene = {"shot": shot, "lighting": UNSTATED, "background": UNSTATED, "num_subjects": people}
     caption: dict[str, Any] = {"scene": scene, "subjects": subjects, "speech": speech}
 
@@ -382,7 +431,9 @@ def from_dreamid_caption(
     generated = {
         "image_captions": [_image_caption(s["slot"], s["appearance"]) for s in subjects],
         "scene": _scene_sentence(scene, people),
-        "appearance": " ".join(_appearance_sentence(s["slot"], s["position"], s["appearance"]) for s in subjects),
+        "appearance": " ".join(
+            _appearance_sentence(s["slot"], s["position"], s["appearance"]) for s in subjects
+        ),
         "actions": _actions(slots, {t["slot"] for t in speech}),
         "audio": _sound(bool(speech)),
         "analysis": _analysis_template([t["slot"] for t in speech]),

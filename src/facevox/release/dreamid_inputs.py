@@ -102,7 +102,9 @@ def dreamid_model_inputs(
     if K > MAX_PEOPLE:
         raise DreamIDOmniError(f"{K} people: DreamID-Omni takes at most {MAX_PEOPLE}")
     if len(voices) != K:
-        raise DreamIDOmniError(f"{K} faces but {len(voices)} voices: DreamID-Omni takes one of each per person")
+        raise DreamIDOmniError(
+            f"{K} faces but {len(voices)} voices: DreamID-Omni takes one of each per person"
+        )
     if faces.shape[:2] != video_latents.shape[:2] or faces.shape[3:] != (H, W):
         raise DreamIDOmniError(
             f"faces {tuple(faces.shape)} must be (B, Cv, K, H, W) like the targets {tuple(video_latents.shape)}"
@@ -111,7 +113,9 @@ def dreamid_model_inputs(
         if v.ndim != 3 or v.shape[0] != B or v.shape[2] != audio_latents.shape[2]:
             raise DreamIDOmniError(f"voice {k} has shape {tuple(v.shape)}, expected (B={B}, Tr, Ca)")
     video = torch.cat([video_latents, faces.to(video_latents.dtype)], 2)  # (B, Cv, T + K, H, W)
-    audio = torch.cat([audio_latents, *(v.to(audio_latents.dtype) for v in voices)], 1)  # (B, Na + sum Tr, Ca)
+    audio = torch.cat(
+        [audio_latents, *(v.to(audio_latents.dtype) for v in voices)], 1
+    )  # (B, Na + sum Tr, Ca)
     return (
         ModalityInput(
             latents=video,
@@ -125,7 +129,9 @@ def dreamid_model_inputs(
             timesteps=sigma,
             context=context,
             context_mask=context_mask,
-            positions=audio_positions(B, audio_latents.shape[1], [v.shape[1] for v in voices]).to(audio.device),
+            positions=audio_positions(B, audio_latents.shape[1], [v.shape[1] for v in voices]).to(
+                audio.device
+            ),
         ),
     )
 

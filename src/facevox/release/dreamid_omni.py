@@ -264,8 +264,7 @@ def load_dreamid_omni_model(
         with safe_open(str(path), framework="pt", device=str(device)) as fh:
             for key in fh.keys():  # noqa: SIM118 (safe_open is not iterable)
                 state[rename[key]] = fh.get_tensor(key).to(dtype)
-    table = model.identity.table
-    state["identity.table"] = torch.zeros(table.shape, dtype=dtype, device=device)
+    state["identity.table"] = torch.zeros(model.identity.table.shape, dtype=dtype, device=device)
     model.load_state_dict(state, strict=True, assign=True)
     logger.info("DreamID-Omni transformer: %d tensors from %d files", len(state) - 1, len(files))
     return model.eval()

@@ -30,6 +30,7 @@ Run ``python -m facevox.models.manifests.describe_dreamid`` to rewrite ``dreamid
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from importlib import resources
 from typing import Any
@@ -141,7 +142,11 @@ def _wan_model(c: DiTConfig) -> Shapes:
     s: Shapes = {}
     if c.model_type == "t2a":
         s |= {"patch_embedding.0.weight": (D, c.in_dim, 7), "patch_embedding.0.bias": (D,)}
-        for w, shape in (("w1", (c.audio_hidden, D, 7)), ("w2", (D, c.audio_hidden, 7)), ("w3", (c.audio_hidden, D, 7))):
+        for w, shape in (
+            ("w1", (c.audio_hidden, D, 7)),
+            ("w2", (D, c.audio_hidden, 7)),
+            ("w3", (c.audio_hidden, D, 7)),
+        ):
             s[f"patch_embedding.2.{w}.weight"] = shape
     else:
         s |= {"patch_embedding.weight": (D, c.in_dim, *c.patch_size), "patch_embedding.bias": (D,)}
@@ -164,10 +169,7 @@ def _wan_model(c: DiTConfig) -> Shapes:
         s |= {f"{x}.pre_attn_norm_fusion.weight": (D,), f"{x}.pre_attn_norm_fusion.bias": (D,)}
         if c.qk_norm:
             s[f"{x}.norm_k_fusion.weight"] = (D,)
-    patch_cells = 1
-    for p in c.patch_size:
-        patch_cells *= p
-    s |= _linear("head.head", patch_cells * c.out_dim, D) | {"head.modulation": (1, 2, D)}
+    s |= _linear("head.head", math.prod(c.patch_size) * c.out_dim, D) | {"head.modulation": (1, 2, D)}
     return s
 
 
@@ -175,7 +177,9 @@ def describe_dreamid(video: DiTConfig = VIDEO_DIT, audio: DiTConfig = AUDIO_DIT)
     """Key -> shape of ``FusionModel(video, audio).state_dict()``; ValueError when the towers cannot
     be fused (unequal depth: ``FusionModel`` asserts equal block counts)."""
     if video.num_layers != audio.num_layers:
-        raise ValueError(f"FusionModel needs equal depths, got video {video.num_layers}, audio {audio.num_layers}")
+        raise ValueError(
+            f"FusionModel needs equal depths, got video {video.num_layers}, audio {audio.num_layers}"
+        )
     return {f"video_model.{k}": v for k, v in _wan_model(video).items()} | {
         f"audio_model.{k}": v for k, v in _wan_model(audio).items()
     }
@@ -186,7 +190,9 @@ def load_dreamid_manifest() -> Shapes:
     text = resources.files(__package__).joinpath(f"{MANIFEST_NAME}.json").read_text()
     data = json.loads(text)
     if data.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{MANIFEST_NAME}.json has format {data.get('format')!r}, expected {MANIFEST_FORMAT}")
+        raise ValueError(
+            f"{MANIFEST_NAME}.json has format {data.get('format')!r}, expected {MANIFEST_FORMAT}"
+        )
     return {k: tuple(v) for k, v in data["tensors"].items()}
 
 
