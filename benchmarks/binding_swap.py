@@ -8,7 +8,8 @@ generated speech (resemblyzer) and takes ``d = sim(voice A) - sim(voice B)``, A 
 references. If the speech follows the speaking slot's reference, ``d`` flips when the references are
 swapped: the per-turn swap margin ``(d_asked - d_swapped) * (+1 for person 0's turns, -1 for person
 1's)`` is > 0. A model that ignores the references (or follows them regardless of slot) gives 0.
-Prints one JSON line: the margin's mean, standard deviation, standard error, share > 0 and count,
+Clips go to OUT/asked and OUT/swapped (``facevox eval OUT/asked --ceiling BENCH/real`` scores the asked
+ones). Prints one JSON line: the margin's mean, standard deviation, standard error, share > 0 and count,
 and the speaker-minus-other similarity of the asked clips (the per-turn specificity).
 
     .venv/bin/python benchmarks/binding_swap.py MODEL_DIR BENCH/requests.jsonl --out OUT [--seeds 0 1]
@@ -77,8 +78,8 @@ def main() -> None:
             asked = dataclasses.replace(req, seed=seed, name=f"{req.name}_s{seed}")
             swapped = dataclasses.replace(asked, people=swapped_people, name=f"{req.name}_s{seed}_swap")
             cfg = GenerateConfig(steps=a.steps)
-            d_asked = turn_d(pipe(asked, Path(a.out), config=cfg), refs, a.min_turn)
-            d_swap = turn_d(pipe(swapped, Path(a.out), config=cfg), refs, a.min_turn)
+            d_asked = turn_d(pipe(asked, Path(a.out) / "asked", config=cfg), refs, a.min_turn)
+            d_swap = turn_d(pipe(swapped, Path(a.out) / "swapped", config=cfg), refs, a.min_turn)
             for (k, d0), (_, d1) in zip(d_asked, d_swap, strict=True):
                 sign = 1.0 if k == 0 else -1.0
                 margins.append((d0 - d1) * sign)

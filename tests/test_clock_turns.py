@@ -152,6 +152,16 @@ def test_timed_scripts_keep_their_times_and_untimed_ones_are_planned(tmp_path) -
     assert (from_caption[0]["start"], from_caption[0]["end"], from_caption[0]["planned"]) == (0.5, 1.5, False)
 
 
+_CAPTION = {
+    "scene": {"shot": "medium shot", "lighting": "soft", "background": "grey"},
+    "subjects": [
+        {"slot": 1, "position": "left", "appearance": "a person"},
+        {"slot": 2, "position": "right", "appearance": "a person"},
+    ],
+    "speech": [],
+}
+
+
 @pytest.mark.parametrize(
     ("script", "message"),
     [
@@ -161,7 +171,13 @@ def test_timed_scripts_keep_their_times_and_untimed_ones_are_planned(tmp_path) -
         ("[alice 0.0-1.0] one [bob] two", "every turn of the script or for none"),
         ("[alice 0.a-1] one", "write \\[name\\] or \\[name START-END\\]"),
         ("[carol 0-1] one", "names \\['carol'\\]"),
-        ({"scene": {}, "subjects": [{}, {}], "speech": [{"slot": 3, "text": "x"}]}, "names slot 3"),
+        ({**_CAPTION, "speech": [{"slot": 3, "text": "x"}]}, "speech\\[0\\] names slot 3"),
+        (
+            {**_CAPTION, "speech": [{"slot": 1, "text": "x", "start": "soon"}]},
+            "speech\\[0\\].start must be seconds",
+        ),
+        ({**_CAPTION, "scene": {}}, "scene.shot must be a string"),
+        ({**_CAPTION, "subjects": _CAPTION["subjects"][:1]}, "1 subjects but 2 people"),
     ],
 )
 def test_impossible_turn_times_are_refused(tmp_path, script, message) -> None:

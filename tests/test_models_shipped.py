@@ -31,7 +31,8 @@ def test_shipped_model_loads_strictly_and_matches_the_shipped_codecs() -> None:
 def test_shipped_model_was_trained_on_other_people_than_the_demo() -> None:
     prov = json.loads((default_model_dir() / "PROVENANCE.json").read_text())
     assert prov["world"]["seed"] != DemoConfig().world.seed
-    assert [s["strategy"] for s in prov["stages"]] == ["base", "stage1", "stage2", "stage3"]
+    strategies = [s["strategy"] for s in prov["stages"]]  # the base may run in phases (base1, base)
+    assert strategies[-3:] == ["stage1", "stage2", "stage3"] and set(strategies[:-3]) == {"base"}
 
 
 def test_missing_shipped_model_says_what_to_do() -> None:

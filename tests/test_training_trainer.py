@@ -69,7 +69,9 @@ def test_heldout_loss_falls_below_step_zero(shards: Path, tmp_path: Path) -> Non
     train(_cfg(shards, tmp_path, "base", steps=60, eval_every=60, log_every=10), progress=False)
     rows = [r for r in read_metrics(tmp_path) if "val_loss" in r]
     val = [r["val_loss"] for r in rows]
-    assert len(val) == 2 and val[1] < 0.92 * val[0], val  # measured: 3.85 -> 3.34
+    # measured: 3.59 -> 3.43 (without the turn embedding 3.76 -> 3.38: on this random fixture the
+    # turns carry no signal, and the summed identity vectors are one more thing to learn to ignore)
+    assert len(val) == 2 and val[1] < 0.96 * val[0], val
     # ema_*: the validation of the EMA weights, i.e. of the exported release model
     assert rows[0]["ema_val_loss"] == rows[0]["val_loss"]  # step 0: the EMA is the live weights
     cfg = _cfg(shards, tmp_path, "base", steps=60)

@@ -198,11 +198,9 @@ class Validator:
         cfg: TrainConfig,
         strategy: Strategy,
         null: tuple[torch.Tensor, torch.Tensor],
-        turns: dict[str, Any] | None = None,
         *,
         bf16: bool = False,
     ) -> None:
-        self.turns = turns or {}  # flow_loss's clock / video_patch_t keywords
         self.bf16 = bf16
         self.batches: list[LatentBatch] = []
         # both streams of every sample are measured, also for the unimodal stage: comparable across stages
@@ -244,7 +242,9 @@ class Validator:
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
             device = next(model.parameters()).device
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                sl = flow_loss(model, b.to(device), self.strategy, objective, self.null, gens, **self.turns)
+                config = model.config  # the turn spans, for a model that takes them
+                turns = turn_inputs(config) if isinstance(config, DualTowerConfig) else {}
+                sl = flow_loss(model, b.to(device), self.strategy, objective, self.null, gens, **turns)
             lv.append(sl.video.detach())
             la.append(sl.audio.detach())
         return torch.cat(lv), torch.cat(la)
@@ -405,7 +405,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
             "checkpoints are written by single-process runs only; this run exports its release at the end"
         )
     metrics = MetricsWriter(out, start_step=start, tensorboard=cfg.tensorboard) if env.main else None
-    validator = Validator(cfg, strategy, null, turns, bf16=bf16)
+    validator = Validator(cfg, strategy, null, bf16=bf16)
     log.info(
         "%s: %s, %.2fM of %.2fM parameters trainable, %d train samples (%d in no full batch), %d val batches",
         strategy.name,
