@@ -46,6 +46,7 @@ def words(s: str) -> list[str]:
 
 
 def edits(ref: list[str], hyp: list[str]) -> int:
+    # facevox.evaluation.metrics.word_errors, restated: the Whisper rows run in a venv without facevox
     row = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, 1):
         prev, row[0] = row[0], i

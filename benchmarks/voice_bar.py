@@ -21,6 +21,7 @@ import time
 import numpy as np
 import torch
 
+from facevox.evaluation.metrics import word_errors
 from facevox.synth.voice import VoiceIdentity, synthesize
 from facevox.synth.voice_bar import held_out_voices, utterance, verification_eer
 
@@ -33,16 +34,6 @@ def variants_only(v: VoiceIdentity) -> VoiceIdentity:
 
 def no_post_processing(v: VoiceIdentity) -> VoiceIdentity:
     return dataclasses.replace(v, spectral_shift=0, bass=0.0, treble=0.0, breathiness=0.0)
-
-
-def word_errors(ref: list[str], hyp: list[str]) -> int:
-    """Levenshtein distance between two word sequences."""
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
 
 
 def asr_wer(voices: list[VoiceIdentity], count: int, seed: int) -> dict[str, float]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,6 +68,37 @@ class Clock:
     def audio_token_seconds(self, tokens: int) -> Tensor:
         """Start time (s) of each audio token: (Na,)."""
         return torch.arange(tokens, dtype=torch.float64) / self.audio_token_rate
+
+    @classmethod
+    def of_codecs(cls, fps: float, sample_rate: float, video_codec: Any, audio_codec: Any) -> Clock:
+        """The clock of latents the codecs make from clips at ``fps`` and audio at ``sample_rate``
+        (the codecs' ``time_stride``: pixel frames per video latent, samples per audio latent)."""
+        return cls(
+            fps=fps,
+            video_time_stride=int(video_codec.time_stride),
+            audio_token_rate=sample_rate / audio_codec.time_stride,
+        )
+
+    def speaking(
+        self,
+        turns: Sequence[tuple[int, float, float]],
+        latent_frames: int,
+        audio_tokens: int,
+        slots: int,
+        video_patch_t: int = 1,
+    ) -> tuple[Tensor, Tensor]:
+        """Who speaks during each target token of one clip (:func:`speaking_mask`): video
+        (latent_frames / video_patch_t, slots) per token frame and audio (audio_tokens, slots) bool."""
+        video = speaking_mask(
+            turns,
+            self.video_frame_seconds(latent_frames)[::video_patch_t],
+            self.latent_seconds * video_patch_t,
+            slots,
+        )
+        audio = speaking_mask(
+            turns, self.audio_token_seconds(audio_tokens), 1.0 / self.audio_token_rate, slots
+        )
+        return video, audio
 
     def same_as(self, other: Clock, tol: float = 1e-6) -> bool:
         return (

@@ -127,15 +127,6 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
     )
 
 
-def codec_clock(fps: float, video_codec: Any, audio_codec: Any) -> Clock:
-    """The seconds clock of latents made by these codecs from clips at ``fps``."""
-    return Clock(
-        fps=fps,
-        video_time_stride=int(video_codec.time_stride),
-        audio_token_rate=audio_codec.sample_rate / audio_codec.time_stride,
-    )
-
-
 def shards_clock(folder: str | Path) -> Clock | None:
     """The clock of a shard folder: recorded in its ``encode.json``, or for folders written before it
     was, derived from the codecs it names; None when neither can be read."""
@@ -150,9 +141,8 @@ def shards_clock(folder: str | Path) -> Clock | None:
 
     fps = float(enc.get("alignment", {}).get("fps", 25.0))
     try:
-        return codec_clock(
-            fps, load_video_codec(enc["video_codec"]), MelAudioCodec.from_pretrained(enc["audio_codec"])
-        )
+        audio = MelAudioCodec.from_pretrained(enc["audio_codec"])
+        return Clock.of_codecs(fps, audio.sample_rate, load_video_codec(enc["video_codec"]), audio)
     except (KeyError, OSError, ValueError) as e:
         log.warning("%s: no clock recorded and its codecs cannot be read (%s)", path, e)
         return None
@@ -423,8 +413,9 @@ def encode(
     torch.set_num_threads(cfg.threads)
     fingerprints = codec_fingerprints(cfg)
     previous = out / "encode.json"
-    if previous.is_file():  # resuming: the windows already written must come from these same codecs
-        before = json.loads(previous.read_text()).get("codec_fingerprints")
+    before_run = json.loads(previous.read_text()) if previous.is_file() else {}
+    if before_run:  # resuming: the windows already written must come from these same codecs
+        before = before_run.get("codec_fingerprints")
         if before is not None and before != fingerprints:
             raise EncodeError(
                 f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
@@ -437,9 +428,9 @@ def encode(
             "encode each rate into its own folder"
         )
     codecs = load_codecs(cfg)
-    clock = codec_clock(rates[0] if rates else 25.0, codecs.video, codecs.audio)
-    if previous.is_file() and "clock" in json.loads(previous.read_text()):
-        before_clock = Clock(**json.loads(previous.read_text())["clock"])
+    clock = Clock.of_codecs(rates[0] if rates else 25.0, codecs.audio.sample_rate, codecs.video, codecs.audio)
+    if "clock" in before_run:  # and on the same clock
+        before_clock = Clock(**before_run["clock"])
         if not before_clock.same_as(clock):
             raise EncodeError(
                 f"{out} holds windows on another clock ({before_clock.describe()}) than this run's "

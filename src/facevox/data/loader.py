@@ -54,7 +54,8 @@ class LatentBatch:
 
     def to(self, device: torch.device) -> LatentBatch:
         """The batch with every tensor on ``device``."""
-        moved = {f.name: getattr(self, f.name).to(device) for f in fields(self) if f.type == "Tensor"}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        moved: dict[str, Any] = {k: v.to(device) for k, v in values.items() if isinstance(v, Tensor)}
         return replace(self, **moved)
 
 

@@ -104,14 +104,19 @@ def read_sidecar(mp4: Path) -> dict[str, Any]:
     return d
 
 
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance between two word sequences (substitutions, insertions, deletions)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
 def _wer(ref: str, hyp: str) -> tuple[int, int]:
-    r, h = ref.lower().split(), hyp.lower().split()
-    d = np.arange(len(h) + 1)
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(h) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
-    return int(d[len(h)]), len(r)
+    r = ref.lower().split()
+    return word_errors(r, hyp.lower().split()), len(r)
 
 
 def _norm_words(text: str) -> str:

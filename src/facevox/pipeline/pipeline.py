@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from facevox.alignment import Clock, ClockError, speaking_mask
+from facevox.alignment import Clock, ClockError
 from facevox.config import ConfigError
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.diffusion.guidance import Guidance, GuidanceScales, combine
@@ -145,11 +145,7 @@ def check_clock(model: DualTowerDiT, video_codec: Any, audio_codec: Any, setting
     want = model.config.clock
     if want is None:
         return
-    have = Clock(
-        fps=settings.fps,
-        video_time_stride=int(video_codec.time_stride),
-        audio_token_rate=settings.sample_rate / audio_codec.time_stride,
-    )
+    have = Clock.of_codecs(settings.fps, settings.sample_rate, video_codec, audio_codec)
     if not have.same_as(want):
         raise ClockError(
             f"the pipeline runs at {have.describe()}, its model was trained at {want.describe()}: "
@@ -528,8 +524,7 @@ class FacevoxPipeline:
         Na = self.audio_codec.latent_frames(self.audio_samples(checked.frames))
         K = max(1, len(checked.face_crops))
         spans = [(int(t["slot"]), float(t["start"]), float(t["end"])) for t in checked.turns]
-        v = speaking_mask(spans, clock.video_frame_seconds(T)[::pt], clock.latent_seconds * pt, K)
-        a = speaking_mask(spans, clock.audio_token_seconds(Na), 1.0 / clock.audio_token_rate, K)
+        v, a = clock.speaking(spans, T, Na, K, pt)
         keep = torch.tensor(with_text)[:, None, None]
         return (v[None] & keep).to(self.device), (a[None] & keep).to(self.device)
 

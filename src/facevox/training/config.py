@@ -63,3 +63,8 @@ class TrainConfig:
             raise ValueError("steps, batch_size and grad_accum must be >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    @property
+    def bf16(self) -> bool:
+        """bf16 compute: ``dtype=bfloat16`` or its old spelling ``parallel.bf16``."""
+        return self.dtype == "bfloat16" or self.parallel.bf16

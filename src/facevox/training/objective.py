@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from facevox.alignment import Clock, speaking_mask
+from facevox.alignment import Clock
 from facevox.data.loader import LatentBatch
 from facevox.diffusion.path import TimestepSampling, interpolate, resolution_shift, velocity
 from facevox.models.inputs import ModalityInput, References
@@ -152,13 +152,9 @@ def speaking_masks(batch: LatentBatch, clock: Clock, video_patch_t: int = 1) -> 
     video (B, T', K) per token frame and audio (B, Na, K) bool."""
     B, K = batch.slot_ids.shape
     T, Na = batch.video_mean.shape[2], batch.audio_mean.shape[1]
-    v_sec = clock.video_frame_seconds(T)[::video_patch_t]
-    a_sec = clock.audio_token_seconds(Na)
-    turns = batch.turns or [()] * B
-    video = torch.stack([speaking_mask(t, v_sec, clock.latent_seconds * video_patch_t, K) for t in turns])
-    audio = torch.stack([speaking_mask(t, a_sec, 1.0 / clock.audio_token_rate, K) for t in turns])
+    masks = [clock.speaking(t, T, Na, K, video_patch_t) for t in batch.turns or [()] * B]
     dev = batch.video_mean.device
-    return video.to(dev), audio.to(dev)
+    return torch.stack([v for v, _ in masks]).to(dev), torch.stack([a for _, a in masks]).to(dev)
 
 
 def build_inputs(

@@ -85,7 +85,7 @@ def resolve_device(cfg: TrainConfig) -> torch.device:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise TrainError(f"device={dev}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if (cfg.dtype == "bfloat16" or cfg.parallel.bf16) and not torch.cuda.is_bf16_supported():
+    if cfg.bf16 and not torch.cuda.is_bf16_supported():
         raise TrainError(
             f"dtype=bfloat16, but {torch.cuda.get_device_name(dev)} cannot compute bf16: dtype=float32"
         )
@@ -238,12 +238,12 @@ class Validator:
         """Per-sample (video, audio) losses, each (N,) over the fixed batches in order, NaN where a
         sample has no such stream; the same noise and sigmas at every call."""
         lv, la = [], []
+        device = next(model.parameters()).device
+        config = model.config  # the turn spans, for a model that takes them
+        turns = turn_inputs(config) if isinstance(config, DualTowerConfig) else {}
         for i, b in enumerate(self.batches):
             gens = sample_generators(VAL_SEED, 0, i, range(b.size))
-            device = next(model.parameters()).device
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                config = model.config  # the turn spans, for a model that takes them
-                turns = turn_inputs(config) if isinstance(config, DualTowerConfig) else {}
                 sl = flow_loss(model, b.to(device), self.strategy, objective, self.null, gens, **turns)
             lv.append(sl.video.detach())
             la.append(sl.audio.detach())
@@ -373,7 +373,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     names = strategy.select(model)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
-    bf16 = cfg.dtype == "bfloat16" or cfg.parallel.bf16
+    bf16 = cfg.bf16
     model = parallelize(model, dataclasses.replace(cfg.parallel, bf16=bf16), env, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
