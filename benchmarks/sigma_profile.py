@@ -5,6 +5,10 @@ At sigma near 1 the input is almost pure noise and the model must lay out the fr
 conditions alone; a model that is no better than the average-latent guess there draws no person,
 however well it denoises at mid sigma. Every sigma uses the same windows and the same noise.
 
+``no_faces`` is the same prediction with the face references removed (everything else equal), so
+``no_faces - model`` is the face-reference gain per sigma: identity is decided where the input holds
+little signal, so a model that uses its references gains most at high sigma.
+
     python benchmarks/sigma_profile.py SHARD_DIR MODEL_DIR [MODEL_DIR ...] [--windows 32]
 """
 
@@ -39,6 +43,10 @@ def profile(model: DualTowerDiT, ds: LatentDataset, mean_latent: torch.Tensor, n
         b = ds.batch(idx)
         gens = sample_generators(7, 0, start, range(len(idx)))
         video_in, audio_in, *_ = build_inputs(b, strategy, whole, null, gens, **turn_inputs(model.config))
+        gens = sample_generators(7, 0, start, range(len(idx)))  # the same draws, faces removed
+        faceless, *_ = build_inputs(
+            b, strategy, dataclasses.replace(whole, drop_faces=1.0), null, gens, **turn_inputs(model.config)
+        )
         x0 = b.video_mean
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(start))
         target = velocity(x0, noise)
@@ -47,13 +55,21 @@ def profile(model: DualTowerDiT, ds: LatentDataset, mean_latent: torch.Tensor, n
             vin = dataclasses.replace(video_in, latents=interpolate(x0, noise, sigma), timesteps=sigma)
             ain = dataclasses.replace(audio_in, timesteps=torch.full((len(idx),), s))
             pred = model(vin, ain).video
+            fin = dataclasses.replace(faceless, latents=vin.latents, timesteps=sigma)
+            pred_faceless = model(fin, ain).video
             guess = velocity(mean_latent.expand_as(x0), noise)  # the average clean latent
-            r = rows.setdefault(f"{s:.2f}", {"model": 0.0, "average_latent": 0.0, "n": 0})
+            r = rows.setdefault(f"{s:.2f}", {"model": 0.0, "no_faces": 0.0, "average_latent": 0.0, "n": 0})
             r["model"] += float((pred - target).pow(2).mean(dim=(1, 2, 3, 4)).sum())
+            r["no_faces"] += float((pred_faceless - target).pow(2).mean(dim=(1, 2, 3, 4)).sum())
             r["average_latent"] += float((guess - target).pow(2).mean(dim=(1, 2, 3, 4)).sum())
             r["n"] += len(idx)
     return {
-        k: {"model": v["model"] / v["n"], "average_latent": v["average_latent"] / v["n"]}
+        k: {
+            "model": v["model"] / v["n"],
+            "no_faces": v["no_faces"] / v["n"],
+            "face_gain": (v["no_faces"] - v["model"]) / v["n"],
+            "average_latent": v["average_latent"] / v["n"],
+        }
         for k, v in rows.items()
     }
 

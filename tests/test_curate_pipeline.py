@@ -132,12 +132,16 @@ def test_kill_9_and_resume(inputs: Path, curated: Path, tmp_path: Path) -> None:
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finished() -> list[Path]:  # pathlib's glob also matches an atomic write's hidden temp file
+        return [p for p in out.glob("shards/*.done") if not p.name.startswith(".")]
+
     deadline = time.time() + 300  # start-up (torch, dlib, silero) is slow on a busy machine
-    while time.time() < deadline and not list(out.glob("shards/*.done")):
+    while time.time() < deadline and not finished():
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = [p for p in (out / "shards").glob("*.done") if not p.name.startswith(".")]  # not temp files
+    done = finished()
     assert 1 <= len(done) < 5, f"the kill must land mid-run, {len(done)} of 5 shards were done"
     assert not (out / "manifest.jsonl").exists()
     subprocess.run(cmd, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -17,6 +17,7 @@ from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.data.encode import EncodeConfig, EncodeError, encode
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.data.shards import read_index, read_null_caption, read_sample
+from facevox.io.atomic import atomic_path
 from facevox.io.media import read_av
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
@@ -166,6 +167,22 @@ def test_encode_resumes_and_redoes_a_truncated_sample(
     PatchPCAVideoCodec(PatchCodecConfig(latent_channels=4, refiner_width=0)).save_pretrained(other)
     with pytest.raises(EncodeError, match="other codecs"):
         encode(_cfg((other, codecs[1])), curated, tmp_path, progress=False)
+
+
+def test_encode_resume_removes_what_a_kill_mid_write_left(
+    curated: Path, codecs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A kill inside an atomic write (benchmarks/kill_resume.py lands some) leaves its hidden temporary
+    file; it used to stay in the shard folder (and in its byte count) after the resume."""
+    encode(_cfg(codecs), curated, tmp_path, progress=False)
+    index = (tmp_path / "index.jsonl").read_text()
+    killed = [atomic_path(sorted((tmp_path / "samples").glob("*"))[0]), atomic_path(tmp_path / "index.jsonl")]
+    for write in killed:  # entered and never left, as a kill leaves them (keep the objects alive)
+        write.__enter__().write_bytes(b"half")
+    assert len(list(tmp_path.rglob(".*"))) == 2
+    counts = encode(_cfg(codecs), curated, tmp_path, progress=False)
+    assert (counts["made_this_run"], counts["reused"]) == (0, 4)
+    assert list(tmp_path.rglob(".*")) == [] and (tmp_path / "index.jsonl").read_text() == index
 
 
 @pytest.mark.slow  # two spawned workers each import torch, diffusers and MiniLM

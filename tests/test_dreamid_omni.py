@@ -279,12 +279,15 @@ def dreamid_forward(
     video: Tensor,
     audio: Tensor,
     t: float,
-    context: Tensor,
+    context: Tensor | tuple[Tensor, Tensor],
     faces: int,
     voices: list[int],
 ) -> tuple[Tensor, Tensor]:
     """DreamID-Omni's FusionModel on one sample: video (C, F, H, W) with its last ``faces`` frames the
-    faces, audio (L, C) ending with the voices; returns the predictions (all tokens, references too)."""
+    faces, audio (L, C) ending with the voices; ``context`` one caption for both towers or (video
+    caption, audio caption) as in the engine's negative pass; returns the predictions (all tokens,
+    references too)."""
+    contexts = context if isinstance(context, tuple) else (context, context)
     heads, s = SMALL["num_heads"], TIME_SCALE
     hd = SMALL["dim"] // heads
     c = hd // 2
@@ -309,11 +312,11 @@ def dreamid_forward(
     ang = t * 10000 ** (-torch.arange(half, dtype=torch.float64) / half)
     sinus = torch.cat([ang.cos(), ang.sin()])
     e, e0, text = {}, {}, {}
-    for m in (vm, am):
+    for m, ctx in ((vm, contexts[0]), (am, contexts[1])):
         e[m] = _lin(p, m + "time_embedding.2", F.silu(_lin(p, m + "time_embedding.0", sinus)))
         e0[m] = _lin(p, m + "time_projection.1", F.silu(e[m])).reshape(6, -1)
         text[m] = _lin(
-            p, m + "text_embedding.2", F.gelu(_lin(p, m + "text_embedding.0", context), approximate="tanh")
+            p, m + "text_embedding.2", F.gelu(_lin(p, m + "text_embedding.0", ctx), approximate="tanh")
         )
 
     t_frame = torch.arange(frames, dtype=torch.float64)

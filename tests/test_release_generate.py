@@ -62,8 +62,14 @@ def test_generate_model_release_folder_two_people_tagged_caption(release: Path, 
     argv += ["--person", f"alice={inputs['alice.png']}:{inputs['alice.wav']}"]
     argv += ["--person", f"bob={inputs['bob.png']}:{inputs['bob.wav']}"]
     argv += ["--script", CAPTION, "--duration", "0.35", "--width", "480", "--height", "480", "--steps", "2"]
+    argv += ["two_pass.skip_block=1"]  # the release skips block 11; this release has 2
     assert main(argv) == 0
     side = json.loads((out / "duo.json").read_text())
+    # a release folder samples as the release (recipes/release_iap.yaml), flags and overrides on top
+    conf = side["config"]
+    assert (conf["guidance"], conf["steps"], conf["shift"], conf["sigma_grid"]) == ("two_pass", 2, 5.0, "wan")
+    assert conf["two_pass"]["video_negative"] == "jitter, bad hands, blur, distortion"
+    assert conf["two_pass"]["skip_block"] == 1 and conf["forwards"] == 4
     assert side["caption_text"] == CAPTION  # the release's format, as given
     assert [(t["slot"], t["name"], t["text"]) for t in side["turns"]] == [
         (0, "alice", "Hello there."),

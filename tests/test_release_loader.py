@@ -43,7 +43,10 @@ def test_damaged_release_fails_before_loading(tmp_path: Path, damage: str) -> No
     else:
         shapes["audio_model.head.head.weight"] = (6, 48)
     _release(tmp_path, shapes)
-    with pytest.raises(ReleaseError, match="no source" if damage == "missing" else "has shape"):
+    with pytest.raises(
+        ReleaseError,
+        match="lacks 'video_model.blocks.1.ffn_prime.0.weight'" if damage == "missing" else "has shape",
+    ):
         load_release_model(tmp_path, config=CFG)
 
 

@@ -194,3 +194,45 @@ def test_the_queue_is_bounded_and_says_so(tmp_path: Path) -> None:
         release.set()
         server.shutdown()
         server.server_close()
+
+
+def test_an_oversized_or_ill_framed_body_gets_an_answer(tmp_path: Path) -> None:
+    """A body over the limit is read and dropped so the client sees the 413 (not a reset connection);
+    a Content-Length that is not a byte count is a 400 at once (not a thread waiting for the end)."""
+    import http.client
+    import threading
+
+    from facevox.serve import make_server
+    from facevox.serve.server import MAX_UPLOAD_BYTES
+
+    class NoJobs:  # the HTTP side alone: nothing gets past the framing checks
+        jobs: dict = {}
+
+        def submit(self, payload):
+            raise AssertionError("no submission may reach the runner")
+
+        def listing(self):
+            return []
+
+    server = make_server(NoJobs(), "127.0.0.1", 0)  # type: ignore[arg-type]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def post(body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+        try:
+            conn.request("POST", "/api/jobs", body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    try:
+        status, reply = post(b"x" * (MAX_UPLOAD_BYTES + 2**20), {})
+        assert status == 413 and "the limit is 64 MiB" in reply["error"]
+        for length in ("-1", "abc", "\u00b2"):  # a superscript two is a digit to str.isdigit
+            t0 = time.monotonic()
+            status, reply = post(b"{}", {"Content-Length": length})
+            assert status == 400 and "Content-Length" in reply["error"] and time.monotonic() - t0 < 5
+    finally:
+        server.shutdown()
+        server.server_close()

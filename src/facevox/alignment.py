@@ -114,6 +114,13 @@ class Clock:
         )
 
 
+def audio_latent_frames(video_frames: int, fps: float, sample_rate: int, hop: int) -> int:
+    """Audio latent frames generated alongside ``video_frames`` frames: the floor of the clip's exact
+    length in hops (the release's ``int((frames / fps * sample_rate) // 512)``: 121 frames at 24 fps,
+    16 kHz, hop 512 -> 157; MMAudio's VAE makes the same count from that many samples)."""
+    return int((video_frames / fps * sample_rate) // hop)
+
+
 def speaking_mask(
     turns: Sequence[tuple[int, float, float]], seconds: Tensor, span: float, slots: int
 ) -> Tensor:
@@ -214,8 +221,8 @@ class Alignment:
 
     @property
     def audio_latent_frames(self) -> int:
-        """Audio latent frames per clip (floor, as MMAudio's VAE produces)."""
-        return self.audio_samples // self.audio_hop
+        """Audio latent frames per clip (floor, as MMAudio's VAE produces; :func:`audio_latent_frames`)."""
+        return audio_latent_frames(self.num_frames, self.fps, self.sample_rate, self.audio_hop)
 
     @property
     def audio_tokens(self) -> int:

@@ -56,6 +56,26 @@ def load_video_codec(folder: str | Path) -> Any:
     return WanVideoCodec.from_pretrained(folder).eval()
 
 
+def load_audio_codec(folder: str | Path) -> Any:
+    """The audio codec in ``folder``, frozen: facevox's mel codec (``MelAudioCodec``) or MMAudio's 16 kHz
+    VAE + vocoder (``MMAudioCodec``, the release's), by the ``_class_name`` of its ``config.json``."""
+    from facevox.codecs.mel import MelAudioCodec
+    from facevox.codecs.mmaudio import MMAudioCodec
+
+    path = require_files(folder, ["config.json"], "audio codec") / "config.json"
+    try:
+        kind = json.loads(path.read_text()).get("_class_name")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise CodecFilesError(f"audio codec: {path} is not a JSON object ({err})") from err
+    if kind == MMAudioCodec.__name__:
+        return MMAudioCodec.from_pretrained(path.parent).eval()
+    if kind == MelAudioCodec.__name__:
+        return MelAudioCodec.from_pretrained(path.parent).eval()
+    raise CodecFilesError(
+        f"audio codec: {path} names class {kind!r}; facevox reads MelAudioCodec and MMAudioCodec folders"
+    )
+
+
 DECODER_ONLY = ("decoder", "post_quant_conv", "refiner", "griffin")  # names of the decoding half
 
 

@@ -12,7 +12,10 @@ Two encoders, one interface (:class:`CaptionEncoder`):
 
 The caption tags (:mod:`facevox.codecs.tags`) are added as special tokens so each survives as one
 token; a new tag's embedding row is the mean of the word-piece embeddings of its plain reading
-(``<S1>`` -> "speech of speaker 1 begins"), so loading is deterministic.
+(``<S1>`` -> "speech of speaker 1 begins"), so loading is deterministic. ``tags_as_tokens=False``
+leaves the tokenizer and the embeddings as they are, so a tag is read as ordinary word pieces: how
+Ovi and the Identity-as-Presence release were trained (their ``AutoTokenizer`` of ``google/umt5-xxl``
+adds nothing); the slot ids are then all -1 (those weights have no identity table).
 """
 
 from __future__ import annotations
@@ -52,13 +55,23 @@ class TextEncoding:
 class CaptionEncoder(torch.nn.Module):
     """A frozen tokenizer + transformer encoder with the caption tags as special tokens."""
 
-    def __init__(self, tokenizer: Any, model: Any, max_length: int, max_slots: int = MAX_SLOTS) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        model: Any,
+        max_length: int,
+        max_slots: int = MAX_SLOTS,
+        *,
+        tags_as_tokens: bool = True,
+    ) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.model = model.eval().requires_grad_(False)
         self.max_length = max_length
         self.roles = tag_roles(max_slots)
-        self._add_tags(caption_tags(max_slots))
+        self.tags_as_tokens = tags_as_tokens
+        if tags_as_tokens:
+            self._add_tags(caption_tags(max_slots))
 
     def _add_tags(self, tags: Sequence[str]) -> None:
         missing = [t for t in tags if t not in self.tokenizer.get_vocab()]
@@ -101,7 +114,7 @@ class CaptionEncoder(torch.nn.Module):
         ids = batch["input_ids"]  # (B, L)
         mask = batch["attention_mask"].bool()  # (B, L)
         slots = torch.full_like(ids, -1)
-        for b in range(ids.shape[0]):
+        for b in range(ids.shape[0] if self.tags_as_tokens else 0):
             tokens = self.tokenizer.convert_ids_to_tokens(ids[b][mask[b]].tolist())
             slots[b, : len(tokens)] = torch.tensor(slot_ids(tokens, self.roles), dtype=torch.long)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.long().to(self.device))
@@ -140,7 +153,12 @@ class T5TextEncoder(CaptionEncoder):
 
     @classmethod
     def from_pretrained(
-        cls, folder: str | Path, max_length: int = 512, dtype: torch.dtype = torch.float32
+        cls,
+        folder: str | Path,
+        max_length: int = 512,
+        dtype: torch.dtype = torch.float32,
+        *,
+        tags_as_tokens: bool = True,
     ) -> Self:
         _offline()
         path = Path(folder)
@@ -161,4 +179,4 @@ class T5TextEncoder(CaptionEncoder):
             raise ValueError(f"{path}: model_type {config.model_type!r} is neither t5 nor umt5")
         model = model_cls.from_pretrained(str(path), local_files_only=True, torch_dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(tok_path), local_files_only=True)
-        return cls(tokenizer, model, max_length=max_length)
+        return cls(tokenizer, model, max_length=max_length, tags_as_tokens=tags_as_tokens)

@@ -27,7 +27,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -50,7 +50,7 @@ from facevox.data.shards import (
     write_null_caption,
     write_sample,
 )
-from facevox.io.atomic import atomic_write_json, atomic_write_text
+from facevox.io.atomic import atomic_write_json, atomic_write_text, partial_writes
 from facevox.io.media import MediaError, read_audio, read_av
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class EncodeConfig:
     video_codec: str = (
         ""  # video codec folder (patch PCA or Wan VAE); "" = the tiny codec shipped in the package
     )
-    audio_codec: str = ""  # MelAudioCodec folder; "" = the shipped tiny codec
+    audio_codec: str = ""  # MelAudioCodec or MMAudioCodec folder (the release's); "" = the shipped tiny codec
     text_encoder: str = "minilm"  # "minilm" (embedded default) or a local T5/umT5 folder
     width: int = 128  # frames are resized to width x height (multiples of 16)
     height: int = 96
@@ -77,6 +77,7 @@ class EncodeConfig:
     seed: int = 0
     threads: int = 2  # torch threads in all (split between the workers)
     workers: int = 1  # processes, each with its own codecs; windows of one video stay in one process
+    device: str = "cpu"  # where the codecs and the text encoder run (cpu, cuda, cuda:N); shards are written from the CPU
 
     def __post_init__(self) -> None:
         if (self.window_frames - 1) % 4 or self.window_frames < 5:
@@ -111,9 +112,11 @@ class Codecs:
 
 
 def load_codecs(cfg: EncodeConfig) -> Codecs:
-    from facevox.codecs.loading import load_video_codec
-    from facevox.codecs.mel import MelAudioCodec
+    from facevox.codecs.loading import load_audio_codec, load_video_codec
     from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
+    from facevox.devices import check_device
+
+    device = check_device(cfg.device)  # before any weight is read
 
     text = (
         MiniLMTextEncoder.from_pretrained(max_length=cfg.max_caption_tokens)
@@ -121,9 +124,9 @@ def load_codecs(cfg: EncodeConfig) -> Codecs:
         else T5TextEncoder.from_pretrained(cfg.text_encoder, max_length=cfg.max_caption_tokens)
     )
     return Codecs(
-        load_video_codec(codec_dir(cfg, "video")).eval(),
-        MelAudioCodec.from_pretrained(codec_dir(cfg, "audio")).eval(),
-        text,
+        load_video_codec(codec_dir(cfg, "video")).eval().to(device),
+        load_audio_codec(codec_dir(cfg, "audio")).to(device),
+        text.to(device),
     )
 
 
@@ -136,12 +139,11 @@ def shards_clock(folder: str | Path) -> Clock | None:
     enc = json.loads(path.read_text())
     if "clock" in enc:
         return Clock(**enc["clock"])
-    from facevox.codecs.loading import load_video_codec
-    from facevox.codecs.mel import MelAudioCodec
+    from facevox.codecs.loading import load_audio_codec, load_video_codec
 
     fps = float(enc.get("alignment", {}).get("fps", 25.0))
     try:
-        audio = MelAudioCodec.from_pretrained(enc["audio_codec"])
+        audio = load_audio_codec(enc["audio_codec"])
         return Clock.of_codecs(fps, audio.sample_rate, load_video_codec(enc["video_codec"]), audio)
     except (KeyError, OSError, ValueError) as e:
         log.warning("%s: no clock recorded and its codecs cannot be read (%s)", path, e)
@@ -171,9 +173,22 @@ def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
 
 
 def _encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, S) -> mean, std of (n, Ca)."""
-    d = codecs.audio.encode(audio.unsqueeze(0))  # (1, Ca, n)
-    return d.mean[0].T.contiguous(), d.std[0].T.contiguous()
+    """(1, S) -> mean, std of (n, Ca), on the CPU."""
+    d = codecs.audio.encode(audio.unsqueeze(0).to(_device(codecs.audio)))  # (1, Ca, n)
+    return d.mean[0].T.contiguous().cpu(), d.std[0].T.contiguous().cpu()
+
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+_D = TypeVar("_D")
+
+
+def _on_cpu(x: _D) -> _D:
+    """A LatentDist or TextEncoding with every tensor on the CPU (shards are written from there)."""
+    fields = {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}  # type: ignore[arg-type]
+    return dataclasses.replace(x, **{k: v.cpu() for k, v in fields.items() if isinstance(v, torch.Tensor)})  # type: ignore[type-var]
 
 
 class _Encoder:
@@ -193,12 +208,12 @@ class _Encoder:
     def face_latents(self, images: list[np.ndarray]) -> torch.Tensor:
         """(V, C, 1, h, w) latent means of face crops."""
         x = torch.stack([face_reference(im, self.cfg.face_size) for im in images])  # (V, 3, S, S)
-        return self.c.video.encode_image(x).mean
+        return self.c.video.encode_image(x.to(_device(self.c.video))).mean.cpu()
 
     def voice_latents(self, audio: np.ndarray) -> torch.Tensor:
         """(Tr, Ca) latent means of a voice clip."""
         wav = voice_reference(audio, 16_000, self.cfg.voice_seconds)
-        return self.c.audio.encode(wav.unsqueeze(0)).mean[0].T.contiguous()
+        return self.c.audio.encode(wav.unsqueeze(0).to(_device(self.c.audio))).mean[0].T.contiguous().cpu()
 
     def window(self, rec: dict[str, Any], f0: int, wid: str, split: str) -> LatentSample:
         cfg = self.cfg
@@ -207,7 +222,8 @@ class _Encoder:
         if av.video.shape[0] < f0 + T:
             raise MediaError(f"{rec['video_path']} has {av.video.shape[0]} frames, the window needs {f0 + T}")
         fps, sr = float(rec["fps"]), 16_000
-        video = self.c.video.encode(video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height))
+        clip = video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height).to(_device(self.c.video))
+        video = _on_cpu(self.c.video.encode(clip))
         a0 = round(f0 / fps * sr)
         n = round(T / fps * sr)
         seg = np.zeros(n, np.float32)
@@ -267,7 +283,7 @@ class _Encoder:
             if t["end"] > t0 and t["start"] < t1
         ]
         text = render(caption)
-        enc = self.c.text.encode([text])
+        enc = _on_cpu(self.c.text.encode([text]))
         L = int(enc.mask[0].sum())
         return LatentSample(
             sample_id=wid,
@@ -437,8 +453,10 @@ def encode(
                 f"({clock.describe()}); encode into a new folder"
             )
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in partial_writes(out) + partial_writes(out / "samples"):  # a killed run's half-written files
+        tmp.unlink(missing_ok=True)
     write_resolved(cfg, out)
-    null = codecs.text.encode([""])
+    null = _on_cpu(codecs.text.encode([""]))
     n0 = int(null.mask[0].sum())
     write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
     entries: list[IndexEntry] = []

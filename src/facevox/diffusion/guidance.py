@@ -66,3 +66,34 @@ def combine(preds: dict[str, Tensor], s: GuidanceScales) -> Tensor:
         scale = getattr(s, _STEP_SCALE[b]) if adjacent else 1.0
         v = v + scale * (preds[b] - preds[a])
     return v
+
+
+@dataclass(frozen=True, kw_only=True)
+class TwoPassGuidance:
+    """Classifier-free guidance from one conditional and one unconditional pass per step, per stream
+
+        v = v_u + s (v_c - v_u),
+
+    as Ovi and the Identity-as-Presence release sample (``IDAVPipeline.__call__``): the conditional
+    pass sees the caption, the faces and the voices through every block; the unconditional pass sees
+    each tower's negative caption, keeps or drops each kind of reference, and may leave one block out
+    entirely (skip-layer guidance, the release's ``slg_layer``). The defaults are plain CFG; the
+    release's values are in ``recipes/release_iap.yaml``.
+    """
+
+    video: float = 4.0  # the video stream's scale s
+    audio: float = 3.0  # the audio stream's scale s
+    video_negative: str = ""  # the unconditional pass's caption in the video tower
+    audio_negative: str = ""  # the unconditional pass's caption in the audio tower
+    skip_block: int = -1  # the block the unconditional pass leaves out (-1: none)
+    uncond_faces: bool = True  # the unconditional pass keeps the face references
+    uncond_voices: bool = False  # the unconditional pass keeps the voice references
+    # pad every caption with zero vectors to this many tokens, all of them attended (Wan's text_len:
+    # its text embedding runs on the zero rows and cross-attention has no mask); 0: pad to the longest
+    # caption and mask the padding
+    caption_length: int = 0
+
+
+def cfg_combine(conditional: Tensor, unconditional: Tensor, scale: float) -> Tensor:
+    """``v_u + scale (v_c - v_u)`` (:class:`TwoPassGuidance`)."""
+    return unconditional + scale * (conditional - unconditional)

@@ -19,6 +19,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--build-benchmark", metavar="WORLD", help="write requests.jsonl + real/ from a synthetic world"
     )
+    p.add_argument(
+        "--idbench-omni",
+        metavar="DIR",
+        help="write requests.jsonl from a folder of DreamID-Omni-style test cases (oneip/ twoip/ imgs, audios, "
+        "captions; docs/models.md), for `facevox generate --requests`",
+    )
     p.add_argument("--duration", type=float, default=2.0, help="benchmark clip length in seconds")
     p.add_argument("--max-clips", type=int, default=8)
 
@@ -31,6 +37,18 @@ def run(args: argparse.Namespace) -> int:
     from facevox.evaluation.suite import evaluate
 
     log = logging.getLogger(__name__)
+    if args.idbench_omni:
+        from facevox.evaluation.idbench import build_idbench_requests
+
+        counts = build_idbench_requests(args.idbench_omni, args.out)
+        log.info(
+            "IDBench-Omni-style folder: %d requests (%d multi-person, %d skipped) in %s",
+            counts["requests"],
+            counts["multi_person"],
+            counts["skipped"],
+            args.out,
+        )
+        return 0
     if args.build_benchmark:
         counts = build_benchmark(
             args.build_benchmark, args.out, duration=args.duration, max_clips=args.max_clips

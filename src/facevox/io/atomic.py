@@ -1,7 +1,8 @@
 """Atomic writes: a file appears whole under its final name or not at all.
 
 Every write goes to a temporary sibling, is flushed and fsynced, then renamed over the target
-(``os.replace`` is atomic on POSIX within one file system).
+(``os.replace`` is atomic on POSIX within one file system). A process killed mid-write leaves that
+sibling (``.{name}.{random}{suffix}``) behind; :func:`partial_writes` finds them for a resume to remove.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+# the temporary sibling of atomic_path: "." + target name + "." + mkstemp's 8 random characters + suffix
+_PARTIAL = re.compile(r"\..+\.[a-z0-9_]{8}(\.[^.]*)?")
 
 
 @contextlib.contextmanager
@@ -51,3 +56,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def partial_writes(folder: str | Path, name: str = "*") -> list[Path]:
+    """The temporary files that atomic writes into ``folder`` (of the file ``name``: all by default)
+    left when their process was killed mid-write; safe to delete once no writer runs."""
+    return sorted(
+        p for p in Path(folder).glob(f".{name}.*") if p.is_file() and _PARTIAL.fullmatch(p.name) is not None
+    )

@@ -166,6 +166,7 @@ class DualTowerDiT(nn.Module):
         video_frames: int,
         audio_tokens: int,
         batch_size: int | None = None,
+        skip_blocks: frozenset[int] = frozenset(),
     ) -> ReferenceCache:
         """Run the reference streams through all blocks once and keep each block's keys / values.
 
@@ -175,8 +176,10 @@ class DualTowerDiT(nn.Module):
             video_frames: target video latent frames T (references are laid out after T / pt).
             audio_tokens: target audio tokens Na.
             batch_size: needed only when both reference inputs are None.
+            skip_blocks: blocks the references pass by, as :meth:`forward` with the same set does.
         """
         cfg = self.config
+        self._check_skip(skip_blocks)
         if video_refs is not None:
             check_references("video", video_refs, cfg, cfg.video.in_channels)
         if audio_refs is not None:
@@ -209,10 +212,11 @@ class DualTowerDiT(nn.Module):
                 mod = self._ref_modulation(self.audio_time, B, device)
             mask = self._ref_attention_mask(valid)
             kvs = []
-            for block in self.blocks:
+            for i, block in enumerate(self.blocks):
                 tower = cast(TowerLayers, block.video if name == "video" else block.audio)
-                r, kv = self._run(tower.reference_step, r, mod, rope, mask, valid)
-                kvs.append(kv)
+                r_next, kv = self._run(tower.reference_step, r, mod, rope, mask, valid)
+                kvs.append(kv)  # a skipped block's entry is never read
+                r = r if i in skip_blocks else r_next
             streams[name] = tuple(kvs)
         return ReferenceCache(
             video=streams["video"],
@@ -220,7 +224,12 @@ class DualTowerDiT(nn.Module):
             slot_present=present,
             video_frames=video_frames,
             audio_tokens=audio_tokens,
+            skip_blocks=frozenset(skip_blocks),
         )
+
+    def _check_skip(self, skip_blocks: frozenset[int]) -> None:
+        if any(not 0 <= i < self.config.depth for i in skip_blocks):
+            raise ValueError(f"skip_blocks {sorted(skip_blocks)} outside the {self.config.depth} blocks")
 
     # ------------------------------------------------------------------ forward
     def _caption(self, m: ModalityInput, proj: TextProjection, ident: Callable[[Tensor], Tensor]) -> Tensor:
@@ -236,13 +245,17 @@ class DualTowerDiT(nn.Module):
         audio: ModalityInput,
         *,
         references: ReferenceCache | None = None,
+        skip_blocks: frozenset[int] = frozenset(),
     ) -> DualTowerOutput:
         """Predict velocities for both modalities.
 
         Pass either references inside ``video`` / ``audio`` (computed here, with gradients: training)
         or a :class:`ReferenceCache` from :meth:`prepare_references` (reused across denoising steps).
+        ``skip_blocks``: blocks left out entirely, targets and references alike (skip-layer guidance,
+        the release's ``slg_layer``); a cache must have been prepared with the same set.
         """
         cfg = self.config
+        self._check_skip(skip_blocks)
         B = check_modality("video", video, cfg, 5, cfg.video.in_channels)
         if check_modality("audio", audio, cfg, 3, cfg.audio.in_channels) != B:
             raise ValueError(f"video batch {B} != audio batch {audio.latents.shape[0]}")
@@ -250,7 +263,12 @@ class DualTowerDiT(nn.Module):
         Na = audio.latents.shape[1]
         if references is None:
             references = self.prepare_references(
-                video.references, audio.references, video_frames=T, audio_tokens=Na, batch_size=B
+                video.references,
+                audio.references,
+                video_frames=T,
+                audio_tokens=Na,
+                batch_size=B,
+                skip_blocks=skip_blocks,
             )
         else:
             if video.references is not None or audio.references is not None:
@@ -260,6 +278,11 @@ class DualTowerDiT(nn.Module):
                     f"reference cache was prepared for (B, T, Na)="
                     f"{(references.batch_size, references.video_frames, references.audio_tokens)}, "
                     f"inputs are {(B, T, Na)}"
+                )
+            if references.skip_blocks != skip_blocks:
+                raise ValueError(
+                    f"reference cache was prepared skipping blocks {sorted(references.skip_blocks)}, "
+                    f"forward skips {sorted(skip_blocks)}"
                 )
         for name, m in (("video", video), ("audio", audio)):
             if m.context_slot_ids is not None:
@@ -320,6 +343,8 @@ class DualTowerDiT(nn.Module):
         )
 
         for i, block in enumerate(self.blocks):
+            if i in skip_blocks:
+                continue
             ref_v = references.video[i] if references.video is not None else None
             ref_a = references.audio[i] if references.audio is not None else None
             xv, xa = self._run(block, xv, xa, cv, ca, ref_v, ref_a)

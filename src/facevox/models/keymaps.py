@@ -194,6 +194,11 @@ KEYMAPS: dict[str, KeyMap] = {
         fresh=(r"identity\..*",),
     ),
 }
+# DreamID-Omni's checkpoint is Ovi's FusionModel layout with no reference weights: Ovi's renames, and
+# only the identity table (never read on its path) without a source.
+KEYMAPS["dreamid-omni"] = KeyMap(
+    name="dreamid-omni", rules=KEYMAPS["ovi"].rules, ignore=KEYMAPS["ovi"].ignore, fresh=(r"identity\..*",)
+)
 
 
 def _match_one(key: str, table: tuple[tuple[str, str], ...], what: str) -> str | None:

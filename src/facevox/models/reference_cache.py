@@ -40,6 +40,7 @@ class ReferenceCache:
     slot_present: Tensor
     video_frames: int
     audio_tokens: int
+    skip_blocks: frozenset[int] = frozenset()  # blocks the reference streams passed by (skip-layer guidance)
 
     @property
     def batch_size(self) -> int:

@@ -4,7 +4,8 @@
 Wan2.2-TI2V-5B video tower and a symmetric audio tower on MMAudio latents, ~5.5B parameters each)
 and ``iap-5b`` (the same towers with the release's reference parameterisation: a full reference copy
 in the video tower, shared weights in the audio tower, voices from index 630; mapping it onto the
-release checkpoint: ``docs/release.md``).
+release checkpoint: ``docs/release.md``), and ``dreamid-omni`` (DreamID-Omni's checkpoint, Ovi's towers
+with no reference parameters; ``docs/models.md``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ SIZES: dict[str, DualTowerConfig] = {
         rope_time_scale=_OVI_SCALE,
         audio_ref_start=630,
         audio_ref_slot_gap=187,
+    ),
+    # DreamID-Omni (Ovi's FusionModel layout, no reference weights; references travel inside the
+    # target sequences: facevox.release.dreamid_inputs). Time scale: the engine's bf16(31 / 157).
+    "dreamid-omni": DualTowerConfig(
+        name="dreamid-omni",
+        video=TowerConfig(in_channels=48, dim=3072, heads=24, ffn_dim=14336, ref_params="shared"),
+        audio=TowerConfig(in_channels=20, dim=3072, heads=24, ffn_dim=14336, ref_params="shared"),
+        depth=30,
+        text_dim=4096,
+        max_slots=2,
+        rope_time_scale=0.197265625,
     ),
 }
 

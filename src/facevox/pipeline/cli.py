@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--model",
         help="a facevox pipeline folder (a training run's release/, or a model folder with pipeline.json) "
         "or a folder laid out like the Identity-as-Presence release's ckpts/ (docs/release.md, weights "
-        "trained single-subject); the log says which it found. Default: the tiny model shipped in the package",
+        "trained single-subject) or DreamID-Omni's (docs/models.md: sampled as its engine, at most 2 people); the log says "
+        "which it found. Default: the tiny model shipped in the package",
     )
     source.add_argument("--model-dir", help=argparse.SUPPRESS)  # the old spelling of --model for ckpts/
     p.add_argument(
@@ -35,10 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--width", type=int, help="pixels (default: the size the model was trained at)")
     p.add_argument("--height", type=int, help="pixels (default: the size the model was trained at)")
-    p.add_argument("--steps", type=int, help="solver steps (default 16)")
+    p.add_argument("--steps", type=int, help="solver steps (default 16; 50 for a release ckpts/ folder)")
     p.add_argument("--solver", choices=["unipc", "euler"], help="default unipc")
     p.add_argument(
-        "--recipe", help="YAML with GenerateConfig fields (solver, steps, shift, video.*, audio.*)"
+        "--recipe",
+        help="YAML with GenerateConfig fields (solver, steps, shift, video.*, audio.*, guidance, two_pass.*); "
+        "default for a release ckpts/ folder: the release's sampling (recipes/release_iap.yaml)",
     )
     p.add_argument(
         "overrides",
@@ -66,10 +69,23 @@ def run(args: argparse.Namespace) -> int:
 
     from facevox.config import load
     from facevox.pipeline import FacevoxPipeline, GenerationRequest, RequestError
+    from facevox.pipeline.dreamid import DreamIDGenerateConfig, DreamIDOmniPipeline, model_family
     from facevox.pipeline.pipeline import GenerateConfig
     from facevox.pipeline.request import parse_person, read_requests
+    from facevox.release.recipe import RELEASE_RECIPE, is_release_folder
 
-    cfg = load(GenerateConfig, args.recipe, args.overrides, solver=args.solver, steps=args.steps)
+    model_folder = args.model or args.model_dir
+    flags = {k: v for k, v in {"solver": args.solver, "steps": args.steps}.items() if v is not None}
+    # names and shapes only: a folder of no known family is refused here, naming its first odd tensor
+    dreamid = bool(model_folder) and model_family(model_folder) == "dreamid-omni"
+    if model_folder and not args.recipe and is_release_folder(model_folder):
+        flags = {**RELEASE_RECIPE, **flags}  # the release's own sampling (recipes/release_iap.yaml)
+        logging.getLogger(__name__).info("%s is a release checkout: sampling as the release", model_folder)
+    cfg: GenerateConfig | DreamIDGenerateConfig = (
+        load(DreamIDGenerateConfig, args.recipe, args.overrides, **flags)  # its engine's sampling
+        if dreamid
+        else load(GenerateConfig, args.recipe, args.overrides, **flags)
+    )
     no_faces = args.no_references or args.no_face_references
     no_voices = args.no_references or args.no_voice_references
     if args.requests:  # the flags apply to every request of the file (the floor of a benchmark)
@@ -104,7 +120,14 @@ def run(args: argparse.Namespace) -> int:
 
         deprecated("generate", f"--model-dir {args.model_dir}", f"--model {args.model_dir}")
         args.model = args.model_dir
-    if args.model:
+    pipe: FacevoxPipeline | DreamIDOmniPipeline
+    if dreamid:
+        for r in requests:  # people, caption and speaker times: before any weight is read
+            DreamIDOmniPipeline.check_request(r)
+        pipe = DreamIDOmniPipeline.from_folder(
+            args.model, device=args.device, dtype=dtype or torch.bfloat16, offload=args.offload
+        )
+    elif args.model:
         pipe = FacevoxPipeline.load(args.model, device=args.device, dtype=dtype, offload=args.offload)
     else:
         pipe = FacevoxPipeline.from_shipped(
@@ -116,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     for r in requests:
         bar = tqdm(total=cfg.steps, desc=f"generate {r.name}", unit="step")
         on_step = cast("Callable[[int, int], None]", lambda i, n, bar=bar: bar.update(1))
-        res = pipe(r, args.out, config=cfg, callback=on_step)
+        res = pipe(r, args.out, config=cfg, callback=on_step)  # type: ignore[arg-type]  # cfg fits pipe
         bar.close()
         logging.getLogger(__name__).info(
             "wrote %s (%.1f s)", res.video_path, res.sidecar["timings"]["total_s"]

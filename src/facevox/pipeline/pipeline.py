@@ -26,10 +26,10 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from facevox.alignment import Clock, ClockError
+from facevox.alignment import Clock, ClockError, audio_latent_frames
 from facevox.config import ConfigError
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
-from facevox.diffusion.guidance import Guidance, GuidanceScales, combine
+from facevox.diffusion.guidance import Guidance, GuidanceScales, TwoPassGuidance, combine
 from facevox.diffusion.path import resolution_shift
 from facevox.diffusion.samplers import SamplerConfig, sample
 from facevox.io.atomic import atomic_write_json
@@ -37,6 +37,7 @@ from facevox.io.media import MediaError, read_audio, write_av
 from facevox.models import DualTowerDiT
 from facevox.models.inputs import ModalityInput, References
 from facevox.pipeline.request import GenerationRequest, RequestError, caption_text, structured_caption
+from facevox.pipeline.two_pass import TwoPassConditions, denoise_two_pass, encode_two_pass
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ class GenerateConfig:
     audio: AudioGuidanceScales = field(default_factory=AudioGuidanceScales)
     use_cache: bool = True  # reuse reference keys/values across steps (False: recompute each step)
     batch_guidance: bool = True  # one forward for all guidance variants (False: one per variant)
+    # "compositional": video.* / audio.* over nested condition sets; "two_pass": conditional and
+    # unconditional pass, plain CFG with two_pass.* (the release's sampling, pipeline/two_pass.py)
+    guidance: Literal["compositional", "two_pass"] = "compositional"
+    two_pass: TwoPassGuidance = field(default_factory=TwoPassGuidance)
+    sigma_grid: Literal["diffusers", "wan"] = "diffusers"  # unipc's grid (facevox.diffusion.samplers)
+    integer_timesteps: bool = False  # unipc: the network sees int(sigma * 1000), as Wan's solver
 
     def __post_init__(self) -> None:
         if self.solver not in ("unipc", "euler"):
@@ -251,8 +258,7 @@ class FacevoxPipeline:
         """Load a pipeline folder: a training run's ``release/`` (``pipeline.json``, ``model/``,
         ``video_codec/``, ``audio_codec/``), or a shipped model folder (``pipeline.json`` beside
         ``model.safetensors``, whose codecs are the package's; see :meth:`from_shipped`)."""
-        from facevox.codecs.loading import codec_fingerprint, load_video_codec
-        from facevox.codecs.mel import MelAudioCodec
+        from facevox.codecs.loading import codec_fingerprint, load_audio_codec, load_video_codec
         from facevox.codecs.shipped import default_codec_dir
         from facevox.codecs.text import MiniLMTextEncoder, T5TextEncoder
 
@@ -283,7 +289,7 @@ class FacevoxPipeline:
         return cls(
             model,
             load_video_codec(codecs["video"]),
-            MelAudioCodec.from_pretrained(codecs["audio"]),
+            load_audio_codec(codecs["audio"]),  # the mel codec, or MMAudio's (a run on the release's latents)
             text,
             s,
             device=device,
@@ -303,6 +309,9 @@ class FacevoxPipeline:
         """Whatever ``folder`` is: a facevox pipeline folder (it has ``pipeline.json``; see
         :meth:`from_pretrained`) or an Identity-as-Presence release ``ckpts/`` folder (see
         :meth:`from_release`). Logs which it found; ``dtype`` None = each kind's default."""
+        from facevox.devices import check_device
+
+        check_device(device, bf16=dtype == torch.bfloat16)  # before any weight is read
         folder = Path(folder)
         if not folder.is_dir():
             raise RequestError(f"model folder {folder} does not exist")
@@ -521,7 +530,7 @@ class FacevoxPipeline:
             return None, None
         clock, pt = cfg.clock, cfg.video.patch[0]
         T = 1 + (checked.frames - 1) // clock.video_time_stride
-        Na = self.audio_codec.latent_frames(self.audio_samples(checked.frames))
+        Na = self.audio_tokens(checked.frames)
         K = max(1, len(checked.face_crops))
         spans = [(int(t["slot"]), float(t["start"]), float(t["end"])) for t in checked.turns]
         v, a = clock.speaking(spans, T, Na, K, pt)
@@ -531,11 +540,17 @@ class FacevoxPipeline:
     def prepare_latents(self, req: GenerationRequest, checked: CheckedRequest) -> tuple[Tensor, Tensor]:
         """Starting noise from the request's seed: video (1, C, T, H, W) and audio (1, Na, Ca)."""
         C, T, H, W = self.video_codec.latent_shape(checked.frames, checked.height, checked.width)
-        Na = self.audio_codec.latent_frames(self.audio_samples(checked.frames))
+        Na = self.audio_tokens(checked.frames)
         gen = torch.Generator(device="cpu").manual_seed(req.seed)
         video = torch.randn(1, C, T, H, W, generator=gen).to(self.device)
         audio = torch.randn(1, Na, self.audio_codec.latent_channels, generator=gen).to(self.device)
         return video, audio
+
+    def audio_tokens(self, frames: int) -> int:
+        """Audio latent frames generated with ``frames`` video frames (floor of the exact length, as the
+        release: 121 frames at 24 fps -> 157; :func:`facevox.alignment.audio_latent_frames`)."""
+        s = self.settings
+        return audio_latent_frames(frames, s.fps, s.sample_rate, self.audio_codec.time_stride)
 
     def audio_samples(self, frames: int) -> int:
         """Audio samples covering ``frames`` video frames."""
@@ -545,7 +560,14 @@ class FacevoxPipeline:
         """The solver settings; shift: the request's, else the pipeline's, else the resolution rule."""
         _, _, T, H, W = video.shape
         shift = cfg.shift or self.settings.shift or resolution_shift(T * (H // 2) * (W // 2))
-        return SamplerConfig(solver=cfg.solver, steps=cfg.steps, shift=shift, audio_shift=cfg.audio_shift)
+        return SamplerConfig(
+            solver=cfg.solver,
+            steps=cfg.steps,
+            shift=shift,
+            audio_shift=cfg.audio_shift,
+            sigma_grid=cfg.sigma_grid,
+            integer_timesteps=cfg.integer_timesteps,
+        )
 
     @torch.no_grad()
     def denoise(
@@ -645,7 +667,7 @@ class FacevoxPipeline:
         self,
         req: GenerationRequest,
         checked: CheckedRequest,
-        conditions: Conditions,
+        conditions: Conditions | TwoPassConditions,
         cfg: GenerateConfig,
         sampler: SamplerConfig,
         forwards: int,
@@ -665,6 +687,10 @@ class FacevoxPipeline:
                 "guidance_video": asdict(cfg.video),
                 "guidance_audio": asdict(cfg.audio),
                 "variants": list(conditions.variants),
+                "guidance": cfg.guidance,
+                **({"two_pass": asdict(cfg.two_pass)} if cfg.guidance == "two_pass" else {}),
+                "sigma_grid": cfg.sigma_grid,
+                "integer_timesteps": cfg.integer_timesteps,
                 "use_cache": cfg.use_cache,
                 "batch_guidance": cfg.batch_guidance,
                 "forwards": forwards,
@@ -716,12 +742,20 @@ class FacevoxPipeline:
         checked = self.check_inputs(req)
         t_checked = time.perf_counter()
         phase("encode")
-        conditions = self.encode_conditions(req, checked, Guidance(video=cfg.video, audio=cfg.audio))
+        conditions: Conditions | TwoPassConditions
+        if cfg.guidance == "two_pass":
+            conditions = two_pass = encode_two_pass(self, req, checked, cfg.two_pass)
+        else:
+            conditions = self.encode_conditions(req, checked, Guidance(video=cfg.video, audio=cfg.audio))
         t_prepared = time.perf_counter()
         video, audio = self.prepare_latents(req, checked)
         sampler = self.sampler_config(cfg, video)
         phase("denoise")
-        video, audio, forwards = self.denoise(conditions, video, audio, cfg, callback)
+        if cfg.guidance == "two_pass":
+            video, audio, forwards = denoise_two_pass(self, two_pass, video, audio, cfg, callback)
+        else:
+            assert isinstance(conditions, Conditions)
+            video, audio, forwards = self.denoise(conditions, video, audio, cfg, callback)
         t_sampled = time.perf_counter()
         phase("decode")
         frames, wav = self.decode(video, audio, self.audio_samples(checked.frames))

@@ -24,6 +24,7 @@ apart by its tensors: it loads here too (and then computes Ovi, not DreamID-Omni
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -71,13 +72,8 @@ DREAMID_OMNI_SETTINGS: dict[str, Any] = {
 }
 
 # The checkpoint is Ovi's FusionModel layout: Ovi's renames, and nothing but the identity table left
-# without a source (DualTowerDiT always builds one; the loader zeroes it).
-DREAMID_OMNI_KEYMAP = KeyMap(
-    name="dreamid-omni",
-    rules=KEYMAPS["ovi"].rules,
-    ignore=KEYMAPS["ovi"].ignore,
-    fresh=(r"identity\..*",),
-)
+# without a source (DualTowerDiT always builds one; the loader zeroes it). Registered as KEYMAPS entry.
+DREAMID_OMNI_KEYMAP: KeyMap = KEYMAPS["dreamid-omni"]
 _OVI_MARKER_KEY = "video_model.blocks.0.cross_attn.k_fusion.weight"
 
 
@@ -86,7 +82,8 @@ class DreamIDOmniError(ValueError):
 
 
 def dreamid_omni_config(video: DiTConfig = VIDEO_DIT, audio: DiTConfig = AUDIO_DIT) -> DualTowerConfig:
-    """The ``DualTowerDiT`` size that holds ``FusionModel(video, audio)`` (full size by default).
+    """The ``DualTowerDiT`` size that holds ``FusionModel(video, audio)`` (full size by default: the
+    registered size ``get_config("dreamid-omni")``).
 
     DreamIDOmniError naming every setting facevox does not implement (an image MLP, no qk-norm or
     cross-attention norm, windowed attention, towers that differ in depth, width, text or timestep
@@ -164,6 +161,28 @@ def transformer_files(folder: str | Path) -> dict[Path, Shapes]:
         raise DreamIDOmniError(f"{root}: no *.safetensors file (DreamID-Omni ships dreamid_omni.safetensors)")
     towers = {p: s for p, s in tables.items() if _tower_file(s)}
     return towers or tables
+
+
+def dit_configs(folder: str | Path) -> tuple[DiTConfig, DiTConfig]:
+    """The towers' sizes for a checkpoint folder: DreamID-Omni's ``video.json`` / ``audio.json`` when the
+    folder carries them (in ``DIR``, ``DIR/configs/model/dit`` or, for ``DIR`` = a checkout's ``ckpts/``,
+    ``DIR/../dreamid_omni/configs/model/dit``), else the released size. DreamIDOmniError for a config
+    that does not parse."""
+    root = Path(folder)
+    for where in (
+        root,
+        root / "configs" / "model" / "dit",
+        root.parent / "dreamid_omni" / "configs" / "model" / "dit",
+    ):
+        video, audio = where / "video.json", where / "audio.json"
+        if video.is_file() and audio.is_file():
+            try:
+                return DiTConfig.from_json(json.loads(video.read_text())), DiTConfig.from_json(
+                    json.loads(audio.read_text())
+                )
+            except (ValueError, json.JSONDecodeError) as err:
+                raise DreamIDOmniError(f"{where}: {err}") from err
+    return VIDEO_DIT, AUDIO_DIT
 
 
 def checkpoint_family(folder: str | Path) -> Family:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,11 @@ def _config_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def find_parts(folder: str | Path) -> ReleaseParts:
-    """Locate the release's components under ``folder`` by content; ReleaseError if it is no release."""
+def find_parts(folder: str | Path, marker: str | None = MARKER_KEY) -> ReleaseParts:
+    """Locate the release's components under ``folder`` by content; ReleaseError if it is no release.
+
+    ``marker``: the key that identifies the transformer (None: any two-tower file, for other families
+    laid out the same way, e.g. DreamID-Omni, whose loader checks the tensors itself)."""
     root = Path(folder)
     if not root.is_dir():
         raise ReleaseError(f"{root} is not a folder")
@@ -99,7 +103,7 @@ def find_parts(folder: str | Path) -> ReleaseParts:
         keys = _keys(path)
         if any(k.startswith("video_model.") or k.startswith("audio_model.") for k in keys):
             transformer.append(path)
-    if not any(MARKER_KEY in _keys(p) for p in transformer):
+    if marker is not None and not any(marker in _keys(p) for p in transformer):
         raise ReleaseError(
             f"{root}: no safetensors file holds the release transformer (looked for {MARKER_KEY!r}); "
             "an Ovi checkpoint without the *_prime copies loads with layout 'ovi' instead"
@@ -196,6 +200,19 @@ def check_layout(
     return sorted(mapped), fresh
 
 
+def absent_release_keys(shapes: dict[str, tuple[int, ...]], depth: int) -> list[str]:
+    """The release checkpoint's names (its manifest at ``depth`` blocks) that facevox uses and
+    ``shapes`` lacks; the unused ``*_prime`` copies may be absent (the release's loader clones them)."""
+    from facevox.models.manifests.describe import Dims, describe
+
+    ignore = KEYMAPS["iap"].ignore
+    return [
+        k
+        for k in describe("iap", Dims(depth=depth))
+        if k not in shapes and not any(re.fullmatch(p, k) for p in ignore)
+    ]
+
+
 def load_release_model(
     folder: str | Path,
     *,
@@ -222,6 +239,10 @@ def load_release_model(
         model = DualTowerDiT(cfg)
     target = {k: v.shape for k, v in model.state_dict().items()}
     # names and shapes first (meta tensors): fail before reading any weight
+    absent = absent_release_keys(shapes, cfg.depth)
+    if absent:
+        more = f" and {len(absent) - 1} more, e.g. {absent[1:5]}" if len(absent) > 1 else ""
+        raise ReleaseError(f"{folder}: the release transformer lacks {absent[0]!r}{more}")
     source = {k: torch.empty(v, device="meta") for k, v in shapes.items()}
     try:
         mapped, fresh = convert_state_dict(source, KEYMAPS["iap"], target)
@@ -281,7 +302,10 @@ def load_release(
     model = load_release_model(folder, dtype=dtype, device=device, config=config)
     video = WanVideoCodec.from_pretrained(parts.video_vae)
     audio = MMAudioCodec.from_pretrained(parts.mmaudio)
-    text = T5TextEncoder.from_pretrained(text_dir, max_length=RELEASE_SETTINGS["max_caption_tokens"])
+    # the release feeds its tags to umT5 as plain text (docs/release.md, "Caption tags")
+    text = T5TextEncoder.from_pretrained(
+        text_dir, max_length=RELEASE_SETTINGS["max_caption_tokens"], tags_as_tokens=False
+    )
     settings = {**RELEASE_SETTINGS, "text_encoder": str(text_dir)}
     logger.info(
         "release: video VAE %s, audio codec %s, text encoder %s", parts.video_vae, parts.mmaudio, text_dir

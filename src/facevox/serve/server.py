@@ -2,7 +2,9 @@
 
 - ``GET /``: the page (``page.html``; no external assets, everything is served from here).
 - ``POST /api/jobs``: a JSON submission (see :mod:`facevox.serve.jobs`) -> ``{"id": ...}``, or 400
-  with ``{"error": "..."}`` for bad input (nothing queued, nothing written).
+  with ``{"error": "..."}`` for bad input (nothing queued, nothing written), 413 for a body over
+  the upload limit (read and discarded, so that the client gets the answer rather than a reset
+  connection), 503 when the queue is full.
 - ``GET /api/jobs``: every job of the work folder (this server's and earlier ones'), newest first.
 - ``GET /api/jobs/ID``: state, phase, step / steps, error, and once done the mp4 and sidecar URLs.
 - ``GET /jobs/ID/clip.mp4`` and ``clip.json``: the result (byte ranges supported, for ``<video>``).
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -24,6 +27,7 @@ from facevox.serve.jobs import JobRunner, QueueFullError
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 64 * 2**20  # one submission (all faces and voices, base64)
+DISCARD_SECONDS = 10.0  # at most this long spent reading an over-limit body to answer 413 cleanly
 _TYPES = {".mp4": "video/mp4", ".json": "application/json"}
 
 
@@ -32,6 +36,7 @@ def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "facevox-serve"
+        timeout = 60  # seconds a client may stall mid-request before its connection is dropped
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("%s " + fmt, self.address_string(), *args)
@@ -86,16 +91,29 @@ def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             if self.path != "/api/jobs":
                 return self._json(HTTPStatus.NOT_FOUND, {"error": f"not found: {self.path}"})
-            size = int(self.headers.get("Content-Length") or 0)
-            if size > MAX_UPLOAD_BYTES:
+            length = self.headers.get("Content-Length") or "0"
+            if not re.fullmatch(r"[0-9]+", length):
+                self.close_connection = True  # the body's end is unknown: nothing more is read
                 return self._json(
+                    HTTPStatus.BAD_REQUEST, {"error": f"Content-Length must be a byte count, got {length!r}"}
+                )
+            size = int(length)
+            if size > MAX_UPLOAD_BYTES:
+                self._json(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                     {
-                        "error": f"uploads total {size / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_BYTES >> 20} MiB"
+                        "error": f"uploads total {size / 2**20:.1f} MiB; the limit is "
+                        f"{MAX_UPLOAD_BYTES >> 20} MiB"
                     },
                 )
+                return self._discard(size)
             try:
-                payload = json.loads(self.rfile.read(size) or b"null")
+                body = self.rfile.read(size)
+            except OSError:  # the client stalled past `timeout` or went away: nobody to answer
+                self.close_connection = True
+                return None
+            try:
+                payload = json.loads(body or b"null")
                 job = runner.submit(payload)
             except json.JSONDecodeError as e:
                 return self._json(HTTPStatus.BAD_REQUEST, {"error": f"the request body is not JSON ({e})"})
@@ -104,6 +122,20 @@ def _handler(runner: JobRunner) -> type[BaseHTTPRequestHandler]:
             except RequestError as e:
                 return self._json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
             return self._json(HTTPStatus.ACCEPTED, job.public())
+
+        def _discard(self, size: int) -> None:
+            """Read and drop an unwanted body (at most ``DISCARD_SECONDS``), then close: closing
+            with unread bytes resets the connection, and the client would lose the answer."""
+            self.close_connection = True
+            deadline = time.monotonic() + DISCARD_SECONDS
+            try:
+                while size > 0 and time.monotonic() < deadline:
+                    chunk = self.rfile.read1(min(size, 1 << 20))
+                    if not chunk:
+                        break
+                    size -= len(chunk)
+            except OSError:
+                pass
 
     return Handler
 

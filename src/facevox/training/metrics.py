@@ -8,23 +8,28 @@ import math
 from pathlib import Path
 from typing import Any
 
+from facevox.io.atomic import atomic_write_text, partial_writes
+
 log = logging.getLogger(__name__)
 
 SIGMA_BUCKETS = (0.0, 0.25, 0.5, 0.75, 1.0001)  # loss by noise level: [0, .25), [.25, .5), ...
 
 
 class MetricsWriter:
-    """Appends one JSON object per line to ``metrics.jsonl`` (truncated to ``start_step`` on resume)."""
+    """Appends one JSON object per line to ``metrics.jsonl``. A run resumed from the checkpoint of
+    ``start_step`` keeps the lines up to that step; a run that starts from scratch (0) keeps none."""
 
     def __init__(self, run_dir: str | Path, *, start_step: int = 0, tensorboard: bool = False) -> None:
         self.path = Path(run_dir) / "metrics.jsonl"
-        if self.path.exists():  # drop lines a killed run wrote after its last checkpoint
+        for tmp in partial_writes(self.path.parent, self.path.name):
+            tmp.unlink(missing_ok=True)
+        if self.path.exists():  # drop lines a killed run wrote after its last checkpoint (with none: all)
             keep = [
                 line
                 for line in self.path.read_text().splitlines()
-                if line.strip() and (step := _step_of(line)) is not None and step <= start_step
+                if start_step > 0 and (step := _step_of(line)) is not None and step <= start_step
             ]
-            self.path.write_text("".join(line + "\n" for line in keep))
+            atomic_write_text(self.path, "".join(line + "\n" for line in keep))  # a kill here loses none
         self._tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package

@@ -31,7 +31,8 @@ SELF_ATTN = r"blocks\.\d+\.(video|audio)\.self_attn\."
 CROSS_ATTN = r"blocks\.\d+\.(video|audio)\.(cross_attn|cross_norm)\."  # text + V2A/A2V bridge
 REF = r"blocks\.\d+\.(video|audio)\.ref\."  # W^(r)
 IDENTITY = r"identity\."  # W^(z)
-FFN = r"blocks\.\d+\.(video|audio)\.ffn\."
+# the FFNs, the reference copies' too (``ref_params="copy"``): "Norm + FFN frozen in all stages"
+FFN = r"blocks\.\d+\.(video|audio)\.(ref\.)?ffn\."
 
 
 @dataclass(frozen=True, kw_only=True)

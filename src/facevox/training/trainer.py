@@ -25,9 +25,17 @@ from facevox.config import to_dict, write_resolved
 from facevox.data.encode import shards_clock
 from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset
 from facevox.data.shards import read_null_caption, read_sample
+from facevox.devices import DeviceError, check_device
 from facevox.io.atomic import atomic_write_json
 from facevox.models import DualTowerDiT, get_config
 from facevox.models.config import DualTowerConfig
+from facevox.release.pretrained import (
+    PretrainedFolder,
+    find_pretrained,
+    load_init,
+    plan_init,
+    pretrained_config,
+)
 from facevox.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from facevox.training.config import TrainConfig
 from facevox.training.metrics import SIGMA_BUCKETS, MetricsWriter, plot_losses
@@ -47,7 +55,8 @@ class TrainError(RuntimeError):
 def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
     """The named size with its channels, text width and (sizes trained here) clock taken from the data
     (never assumed), and ``cfg.video_patch`` when given."""
-    base = get_config(cfg.size)
+    found = pretrained_init(cfg)
+    base = get_config(cfg.size) if found is None else pretrained_config(found, get_config(cfg.size))
     clock = shards_clock(ds.folder) if base.clock is not None else None
     if clock is not None:
         base = dataclasses.replace(base, clock=clock, rope_time_scale=clock.rope_time_scale)
@@ -60,35 +69,38 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
     _, t, h, w = s.video_mean.shape
     if t % patch[0] or h % patch[1] or w % patch[2]:
         raise TrainError(f"video latents {t}x{h}x{w} (t, h, w) are not divisible by the video patch {patch}")
-    return dataclasses.replace(
+    out = dataclasses.replace(
         base,
         video=dataclasses.replace(base.video, in_channels=int(s.video_mean.shape[0]), patch=patch),
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
+    if found is not None and out != base:
+        want = (base.video.in_channels, base.audio.in_channels, base.text_dim, base.video.patch)
+        have = (out.video.in_channels, out.audio.in_channels, out.text_dim, out.video.patch)
+        raise TrainError(
+            f"init={cfg.init} ({found.layout} checkpoint) takes video / audio latent channels, caption width "
+            f"and video patch {want}; the shards in {ds.folder} give {have}: encode them with the release's "
+            "codecs (Wan2.2 VAE, MMAudio 16 kHz, umT5-XXL; docs/release.md) and keep its video patch"
+        )
+    return out
+
+
+def pretrained_init(cfg: TrainConfig) -> PretrainedFolder | None:
+    """``init=`` as public weights (the IaP release's ``ckpts/``, an Ovi checkpoint folder); None for a
+    facevox run or model folder, or no init."""
+    return find_pretrained(cfg.init) if cfg.init else None
 
 
 def resolve_device(cfg: TrainConfig) -> torch.device:
     """The training device, checked: TrainError for a device this machine does not have, or bf16
     where the device cannot compute it. ``cuda`` under torchrun is ``cuda:LOCAL_RANK``."""
     try:
-        dev = torch.device(cfg.device)
-    except RuntimeError as e:
-        raise TrainError(f"device={cfg.device!r} is not a device name ({e}); use cpu, cuda or cuda:N") from e
+        dev = check_device(cfg.device, bf16=cfg.bf16, default_index=int(os.environ.get("LOCAL_RANK", "0")))
+    except DeviceError as e:
+        raise TrainError(str(e)) from e
     if dev.type == "cpu":
         return dev
-    if dev.type != "cuda":
-        raise TrainError(f"device={cfg.device!r}: facevox trains on cpu or cuda")
-    if not torch.cuda.is_available():
-        raise TrainError(f"device={cfg.device!r}, but torch sees no CUDA device here: train with device=cpu")
-    if dev.index is None:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise TrainError(f"device={dev}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if cfg.bf16 and not torch.cuda.is_bf16_supported():
-        raise TrainError(
-            f"dtype=bfloat16, but {torch.cuda.get_device_name(dev)} cannot compute bf16: dtype=float32"
-        )
     torch.cuda.set_device(dev)
     if cfg.deterministic:  # cuBLAS needs a fixed workspace for deterministic algorithms
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -135,10 +147,15 @@ def check_codecs(cfg: TrainConfig, data: Path) -> None:
         )
 
 
-def build_model(cfg: TrainConfig, mcfg: DualTowerConfig) -> DualTowerDiT:
+def build_model(cfg: TrainConfig, mcfg: DualTowerConfig, device: str | torch.device = "cpu") -> DualTowerDiT:
     if not cfg.init:
         torch.manual_seed(cfg.seed)
         return DualTowerDiT(mcfg)
+    found = pretrained_init(cfg)
+    if found is not None:  # names and shapes checked on meta, then read straight onto the device
+        plan = plan_init(found, mcfg)
+        log.info("init=%s: %s", cfg.init, plan.describe())
+        return load_init(plan, device=device)
     model = DualTowerDiT.from_pretrained(model_dir_of(cfg.init))
     have = model.config
     if have.clock is not None and mcfg.clock is not None and not have.clock.same_as(mcfg.clock):
@@ -321,8 +338,9 @@ def export_release(
     tmp = out / "release.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    export = DualTowerDiT(mcfg)
-    export.load_state_dict({**live, **ema}, strict=True)
+    with torch.device("meta"):  # no second full-size model in memory: the tensors are assigned
+        export = DualTowerDiT(mcfg)
+    export.load_state_dict({**live, **ema}, strict=True, assign=True)
     export.save_pretrained(tmp / "model")
     enc = data / "encode.json"
     if enc.is_file():
@@ -368,7 +386,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     null = read_null_caption(data)
     mcfg = model_config_for(cfg, ds)
     check_codecs(cfg, data)
-    model = build_model(cfg, mcfg).to(device)
+    model = build_model(cfg, mcfg, device).to(device)
     turns = turn_inputs(mcfg)
     names = strategy.select(model)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 MANIFEST_FORMAT = "facevox.manifest/1"
-MANIFESTS = ("iap", "ovi", "mmaudio_vae_16k", "bigvgan_16k")
+MANIFESTS = ("iap", "ovi", "mmaudio_vae_16k", "bigvgan_16k", "dreamid_omni")
 
 
 def load_manifest(name: str) -> dict[str, tuple[int, ...]]:
