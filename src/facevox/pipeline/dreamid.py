@@ -53,7 +53,7 @@ from facevox.pipeline.dreamid_request import (
     voice_window,
 )
 from facevox.pipeline.pipeline import PHASES, GenerationResult
-from facevox.pipeline.request import GenerationRequest, RequestError
+from facevox.pipeline.request import GenerationRequest, RequestError, sidecar_media
 from facevox.release.dreamid_inputs import dreamid_model_inputs, target_prediction
 from facevox.release.dreamid_omni import DREAMID_OMNI_SETTINGS
 
@@ -414,22 +414,14 @@ class DreamIDOmniPipeline:
             "seed": req.seed,
             "model": self.source,
             "config": {**asdict(cfg), "passes": list(PASSES), "forwards": forwards},
-            "fps": s.fps,
-            "sample_rate": s.sample_rate,
-            "duration": checked.frames / s.fps,
-            "width": checked.width,
-            "height": checked.height,
-            "references_used": {"faces": req.use_faces, "voices": req.use_voices},
-            "people": [
-                {
-                    "slot": k,
-                    "name": p.name,
-                    "person_id": p.person_id,
-                    "faces": [str(Path(f).resolve()) for f in p.faces],
-                    "voice": str(Path(p.voice).resolve()),
-                }
-                for k, p in enumerate(req.people)
-            ],
+            **sidecar_media(
+                req,
+                frames=checked.frames,
+                fps=s.fps,
+                sample_rate=s.sample_rate,
+                width=checked.width,
+                height=checked.height,
+            ),
             "caption": checked.structured,
             "caption_text": checked.prompt,
             "dreamid_caption": checked.caption,

@@ -36,7 +36,13 @@ from facevox.io.atomic import atomic_write_json
 from facevox.io.media import MediaError, read_audio, write_av
 from facevox.models import DualTowerDiT
 from facevox.models.inputs import ModalityInput, References
-from facevox.pipeline.request import GenerationRequest, RequestError, caption_text, structured_caption
+from facevox.pipeline.request import (
+    GenerationRequest,
+    RequestError,
+    caption_text,
+    sidecar_media,
+    structured_caption,
+)
 from facevox.pipeline.two_pass import TwoPassConditions, denoise_two_pass, encode_two_pass
 
 log = logging.getLogger(__name__)
@@ -699,22 +705,14 @@ class FacevoxPipeline:
                 **timings,
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
-            "fps": s.fps,
-            "sample_rate": s.sample_rate,
-            "duration": checked.frames / s.fps,
-            "width": checked.width,
-            "height": checked.height,
-            "references_used": {"faces": req.use_faces, "voices": req.use_voices},
-            "people": [
-                {
-                    "slot": k,
-                    "name": p.name,
-                    "person_id": p.person_id,
-                    "faces": [str(Path(f).resolve()) for f in p.faces],
-                    "voice": str(Path(p.voice).resolve()),
-                }
-                for k, p in enumerate(req.people)
-            ],
+            **sidecar_media(
+                req,
+                frames=checked.frames,
+                fps=s.fps,
+                sample_rate=s.sample_rate,
+                width=checked.width,
+                height=checked.height,
+            ),
             "caption": checked.caption,
             "caption_text": conditions.caption_text,
             "turns": checked.turns,

@@ -306,6 +306,31 @@ def caption_text(caption: dict[str, Any]) -> str:
     return caption["tagged"] if "tagged" in caption else render(caption)
 
 
+def sidecar_media(
+    req: GenerationRequest, *, frames: int, fps: float, sample_rate: int, width: int, height: int
+) -> dict[str, Any]:
+    """The part of a clip's sidecar JSON that every model family writes alike: the clip's geometry,
+    which references were used and the people with their reference files."""
+    return {
+        "fps": fps,
+        "sample_rate": sample_rate,
+        "duration": frames / fps,
+        "width": width,
+        "height": height,
+        "references_used": {"faces": req.use_faces, "voices": req.use_voices},
+        "people": [
+            {
+                "slot": k,
+                "name": p.name,
+                "person_id": p.person_id,
+                "faces": [str(Path(f).resolve()) for f in p.faces],
+                "voice": str(Path(p.voice).resolve()),
+            }
+            for k, p in enumerate(req.people)
+        ],
+    }
+
+
 def read_requests(path: str | Path) -> list[GenerationRequest]:
     """A ``requests.jsonl`` benchmark batch (one request per line)."""
     out = []
