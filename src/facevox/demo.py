@@ -364,6 +364,9 @@ def _html(out: Path, report: dict[str, Any]) -> str:
 tiny model, stages 1-3 run here for minutes on a CPU from {html.escape(str(report.get("init", "")))}.
 Margins are generated minus the no-reference floor (same requests, same seeds).</p>
 <table><tr><th>metric</th><th>generated</th><th>floor</th><th>real (ceiling)</th><th>margin over floor</th></tr>{rows}</table>
+<p>sync_conf / sync_dist score how the mouth region's changes follow the speech; on clips whose
+mouths do not open and close (look at the clips below) they measure texture, not lip sync, and can
+exceed the real clips' figures.</p>
 <p><a href="eval/report.html">full evaluation report</a></p>
 <h2>Frames</h2><p>Per benchmark clip, frames at the start, middle and end: real clip, generated with the
 references, generated without them (the floor).</p><img src="frames.png" alt="frames of generated clips">
