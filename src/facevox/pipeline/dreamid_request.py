@@ -17,7 +17,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from facevox.io.media import MediaError, read_audio
-from facevox.pipeline.request import GenerationRequest, RequestError, check_caption, structured_caption
+from facevox.pipeline.request import (
+    GenerationRequest,
+    RequestError,
+    check_caption,
+    frame_count,
+    structured_caption,
+)
 from facevox.release.dreamid_captions import (
     DreamIDCaptionError,
     dreamid_prompt,
@@ -56,17 +62,6 @@ class DreamIDRequest:
 
 
 # ---------------------------------------------------------------- 1. check inputs (no weights)
-def _frames(duration: float, s: DreamIDSettings) -> int:
-    n = max(5, round(duration * s.fps))
-    frames = 1 + 4 * max(1, round((n - 1) / 4))
-    if frames > s.max_frames:
-        raise RequestError(
-            f"duration {duration:.2f} s needs {frames} frames; DreamID-Omni generates at most {s.max_frames} "
-            f"({s.max_frames / s.fps:.2f} s)"
-        )
-    return frames
-
-
 def check_dreamid_request(req: GenerationRequest, s: DreamIDSettings | None = None) -> DreamIDRequest:
     """Every check DreamID-Omni needs that reads no weights and no media: RequestError naming the problem
     (too many people, several face images for a person, a size that does not tile, a clip too long, a
@@ -89,7 +84,7 @@ def check_dreamid_request(req: GenerationRequest, s: DreamIDSettings | None = No
                 f"unsupported size: {name}={got}; DreamID-Omni takes multiples of {s.size_unit} up to "
                 f"{2 * trained} (its engine runs {s.height}x{s.width} or 512x992)"
             )
-    frames = _frames(req.duration, s)
+    frames = frame_count(req.duration, s.fps, s.max_frames, "DreamID-Omni")
     clip = frames / s.fps
     try:
         if isinstance(req.script, str) and _SECTIONED in req.script:

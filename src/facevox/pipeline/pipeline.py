@@ -40,6 +40,7 @@ from facevox.pipeline.request import (
     GenerationRequest,
     RequestError,
     caption_text,
+    frame_count,
     sidecar_media,
     structured_caption,
 )
@@ -125,17 +126,6 @@ class GenerationResult:
     sidecar: dict[str, Any]
     frames: np.ndarray  # (F, H, W, 3) uint8, as handed to the H.264 encoder
     audio: np.ndarray  # (S,) float32 in [-1, 1], as handed to the AAC encoder
-
-
-def _frames_for(duration: float, s: PipelineSettings) -> int:
-    n = max(5, round(duration * s.fps))
-    frames = 1 + 4 * max(1, round((n - 1) / 4))
-    if frames > s.max_frames:
-        raise RequestError(
-            f"duration {duration:.2f} s needs {frames} frames; this model generates at most {s.max_frames} "
-            f"({s.max_frames / s.fps:.2f} s)"
-        )
-    return frames
 
 
 def _speech_only(audio: np.ndarray, sr: int) -> np.ndarray:
@@ -384,7 +374,7 @@ class FacevoxPipeline:
 
     def check(self, req: GenerationRequest) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
         """Cheap validation: frames, size, caption and the number of people."""
-        frames = _frames_for(req.duration, self.settings)
+        frames = frame_count(req.duration, self.settings.fps, self.settings.max_frames)
         self.size(req)
         caption, turns = structured_caption(req)
         if len(req.people) > self.model.config.max_slots:

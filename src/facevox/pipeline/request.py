@@ -306,6 +306,19 @@ def caption_text(caption: dict[str, Any]) -> str:
     return caption["tagged"] if "tagged" in caption else render(caption)
 
 
+def frame_count(duration: float, fps: float, max_frames: int, model: str = "this model") -> int:
+    """Video frames generated for ``duration`` seconds: ``1 + 4k`` (the video codecs' causal x4 time
+    stride), at least 5; RequestError naming ``model`` when that is more than it makes."""
+    n = max(5, round(duration * fps))
+    frames = 1 + 4 * max(1, round((n - 1) / 4))
+    if frames > max_frames:
+        raise RequestError(
+            f"duration {duration:.2f} s needs {frames} frames; {model} generates at most {max_frames} "
+            f"({max_frames / fps:.2f} s)"
+        )
+    return frames
+
+
 def sidecar_media(
     req: GenerationRequest, *, frames: int, fps: float, sample_rate: int, width: int, height: int
 ) -> dict[str, Any]:
