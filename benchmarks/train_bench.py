@@ -23,8 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from facevox.data.loader import BucketSampler, LatentDataset
 from facevox.data.shards import read_null_caption
 from facevox.models import DualTowerDiT
-from facevox.training.config import TrainConfig
+from facevox.training.config import ParallelConfig, TrainConfig
 from facevox.training.objective import ObjectiveConfig, flow_loss, sample_generators
+from facevox.training.parallel import Dist, parallelize
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import model_config_for, turn_inputs
 
@@ -40,11 +41,14 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="torch.compile each block, as train compile=true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     ds = LatentDataset(a.shards, splits=["train"])
     cfg = TrainConfig(data=a.shards, size=a.size, strategy=a.strategy, batch_size=a.batch_size)
     model = DualTowerDiT(model_config_for(cfg, ds))
+    if a.compile:
+        parallelize(model, ParallelConfig(compile=True), Dist(), torch.device("cpu"))
     strategy = get_strategy(a.strategy)
     names = strategy.select(model)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)

@@ -66,6 +66,8 @@ def write_shards(folder: Path, *, train: int = 12, heldout: int = 4, people: int
             meta={
                 "person_ids": [f"p{p}" for p in who],
                 "split": split,
+                # one face box per person, side by side (fractions of the frame)
+                "face_boxes": [[k / K + 0.1 / K, 0.2, (k + 1) / K - 0.1 / K, 0.7] for k in range(K)],
                 # one turn each, one after the other: the turn embedding sees who speaks when
                 "caption": {
                     "speech": [

@@ -137,6 +137,8 @@ def test_encode_writes_samples_index_and_reasons(
     assert bool(s.voice_refs_mask.all()) and s.voice_refs.shape[1] == 50  # 2 s of reference voice
     assert s.caption.shape[1] == 384 and int(s.caption_slot_ids.max()) == 0  # <REF_1_S> -> slot 0
     assert "<REF_1_S>" in s.meta["caption_text"]
+    # the person's face box, as fractions of the 192x160 frame (the region of the face-weighted loss)
+    assert s.meta["face_boxes"] == [pytest.approx([40 / 192, 20 / 160, 160 / 192, 140 / 160], abs=1e-4)]
     cap, mask = read_null_caption(tmp_path)
     assert cap.shape[1] == 384 and bool(mask.all())
     enc = json.loads((tmp_path / "encode.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,13 @@ from facevox.data.loader import BucketSampler, LatentDataset
 from facevox.data.shards import ShardError, read_null_caption
 from facevox.models import DualTowerDiT, get_config
 from facevox.training.config import TrainConfig
-from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
+from facevox.training.objective import (
+    ObjectiveConfig,
+    build_inputs,
+    face_region,
+    flow_loss,
+    sample_generators,
+)
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import Validator
 from latent_fixtures import write_shards
@@ -248,3 +255,59 @@ def test_release_size_wrapping_plan_on_meta(capsys: pytest.CaptureFixture[str]) 
     total = float(out.split(": ")[1].split(" B ")[0])  # printed to 3 decimals, in billions
     assert total == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e9, abs=1e-3)
     assert total > 10  # two ~5B towers, the video tower's reference copy and the bridge
+
+
+def test_face_region_covers_the_cells_whose_centres_lie_in_a_box() -> None:
+    boxes = torch.tensor([[[0.0, 0.0, 0.5, 0.5], [float("nan")] * 4], [[float("nan")] * 4] * 2])
+    r = face_region(boxes, 4, 6)  # (B=2, H=4, W=6)
+    assert r.shape == (2, 4, 6)
+    assert r[0].nonzero().tolist() == [[y, x] for y in range(2) for x in range(3)]  # the top-left quarter
+    assert not r[1].any()  # no box, no region
+
+
+def test_face_region_weight_weights_the_video_error_inside_the_face_boxes(shards: Path) -> None:
+    torch.manual_seed(0)
+    model = DualTowerDiT(get_config("debug")).eval()
+    ds = LatentDataset(shards, splits=["train"])
+    b = ds.batch(range(4))
+    null, strategy = read_null_caption(shards), get_strategy("stage2")
+    assert b.face_boxes is not None and b.face_boxes.shape == (4, 2, 4)  # K padded to 2 with NaN
+    cfg = ObjectiveConfig(face_region_weight=3.0)
+    with torch.no_grad():
+        sl = flow_loss(model, b, strategy, cfg, null, sample_generators(0, 0, 0, range(4)))
+        vin, ain, tv, *_ = build_inputs(b, strategy, cfg, null, sample_generators(0, 0, 0, range(4)))
+        err = (model(vin, ain).video - tv).pow(2)
+    region = face_region(b.face_boxes, err.shape[3], err.shape[4])[:, None, None].float()
+    assert 0 < float(region.mean()) < 1
+    e = 1 + 3.0 * region
+    expect = (err * e).mean((1, 2, 3, 4)) / e.mean((1, 2, 3, 4))
+    assert torch.allclose(sl.video, expect, rtol=1e-5)
+    face = (err * region).sum((1, 2, 3, 4)) / (region.sum((1, 2, 3, 4)) * err.shape[1] * err.shape[2])
+    assert sl.video_face is not None and torch.allclose(sl.video_face, face, rtol=1e-5)
+    plain = flow_loss(model, b, strategy, ObjectiveConfig(), null, sample_generators(0, 0, 0, range(4)))
+    assert torch.allclose(plain.video, err.mean((1, 2, 3, 4)), rtol=1e-5)
+    assert not torch.allclose(plain.video, sl.video)  # the weight changes what is learned
+    with pytest.raises(ValueError, match="re-encode"):  # shards written before boxes: refused, not ignored
+        flow_loss(
+            model,
+            dataclasses.replace(b, face_boxes=None),
+            strategy,
+            cfg,
+            null,
+            sample_generators(0, 0, 0, range(4)),
+        )
+    with pytest.raises(ValueError, match="face_region_weight"):
+        ObjectiveConfig(face_region_weight=-1.0)
+
+
+def test_validation_reports_the_face_region_and_its_reference_gain(shards: Path) -> None:
+    torch.manual_seed(0)
+    model = DualTowerDiT(get_config("debug")).eval()
+    cfg = TrainConfig(
+        data=str(shards), batch_size=2, val_batches=2, objective=ObjectiveConfig(face_region_weight=4.0)
+    )
+    v = Validator(cfg, get_strategy("stage3"), read_null_caption(shards))
+    assert v.objective.face_region_weight == 0.0  # val_video stays the plain mean, comparable across runs
+    out = v(model)
+    assert {"val_video_face", "ref_gain_video_face"} <= out.keys()
+    assert out["val_video_face"] > 0 and out["val_video_face"] != out["val_video"]

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -172,6 +173,13 @@ def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(small).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
 
 
+def _frame_fractions(box: Sequence[float], shape: tuple[int, ...]) -> list[float]:
+    """A pixel box (x0, y0, x1, y1) of a (H, W, 3) frame -> the same box in fractions of the frame."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return [round(min(max(v, 0.0), 1.0), 4) for v in (x0 / w, y0 / h, x1 / w, y1 / h)]
+
+
 def _encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, S) -> mean, std of (n, Ca), on the CPU."""
     d = codecs.audio.encode(audio.unsqueeze(0).to(_device(codecs.audio)))  # (1, Ca, n)
@@ -313,6 +321,9 @@ class _Encoder:
                 "sample_rate": sr,
                 "caption_text": text,
                 "caption": caption,
+                # each person's face box (x0, y0, x1, y1) as fractions of the frame, slot order: the
+                # region a face-weighted loss and the face-region metrics look at
+                "face_boxes": [_frame_fractions(s["box"], mid.shape) for s in subjects],
             },
         )
 

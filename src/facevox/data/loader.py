@@ -47,6 +47,9 @@ class LatentBatch:
     voice_refs_self_mask: Tensor  # (B, K, Trs)
     # per sample, the speech turns inside the window: (group k, start s, end s), k indexing slot_ids
     turns: list[tuple[tuple[int, float, float], ...]] = field(default_factory=list)
+    # (B, K, 4) each group's face box (x0, y0, x1, y1) in fractions of the frame; NaN where the shard
+    # has none (shards encoded before boxes were written, padding groups)
+    face_boxes: Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -64,6 +67,19 @@ def window_turns(meta: dict[str, Any]) -> tuple[tuple[int, float, float], ...]:
     structured caption its shard carries (slots there are 1-based); () when it has none."""
     speech = (meta.get("caption") or {}).get("speech") or []
     return tuple((int(t["slot"]) - 1, float(t["start"]), float(t["end"])) for t in speech)
+
+
+def window_face_boxes(sample: LatentSample) -> Tensor:
+    """(K, 4) the sample's face boxes in fractions of the frame, NaN rows where its shard has none."""
+    boxes = sample.meta.get("face_boxes")
+    K = sample.num_slots
+    if not boxes:
+        return torch.full((K, 4), float("nan"))
+    if len(boxes) != K or any(len(b) != 4 for b in boxes):
+        raise ShardError(
+            f"{sample.sample_id}: face_boxes {boxes} do not hold 4 numbers for each of {K} people"
+        )
+    return torch.tensor(boxes, dtype=torch.float32)
 
 
 def _pad_to(t: Tensor, sizes: Sequence[int], value: float | bool = 0) -> Tensor:
@@ -116,6 +132,7 @@ def collate(samples: Sequence[LatentSample]) -> LatentBatch:
         voice_refs_self=vrs,
         voice_refs_self_mask=vrsm,
         turns=[window_turns(s.meta) for s in samples],
+        face_boxes=torch.stack([_pad_to(window_face_boxes(s), (K,), float("nan")) for s in samples]),
     )
 
 

@@ -57,6 +57,11 @@ class ObjectiveConfig:
     # model memorise; varying them asks for the identity instead.
     ref_view_keep: float = 1.0
     voice_ref_min_span: float = 1.0
+    # extra weight of the video error inside the people's face boxes (0 = off): latent cells whose
+    # centre lies in a face box count 1 + this much. A face is ~15 % of a one-person frame, and the
+    # references can only help there, so a plain mean lets the background set what the model learns.
+    # Needs shards whose windows carry face boxes (`facevox encode` writes them).
+    face_region_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,6 +76,10 @@ class ObjectiveConfig:
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability, got {getattr(self, name)}")
+        if not 0 <= self.face_region_weight < float("inf"):
+            raise ValueError(
+                f"face_region_weight must be a finite number >= 0, got {self.face_region_weight}"
+            )
         if self.dropout not in ("independent", "nested"):
             raise ValueError(f"dropout must be 'independent' or 'nested', got {self.dropout!r}")
         if (
@@ -88,6 +97,8 @@ class StepLoss:
     audio: Tensor  # (B,)
     sigma_video: Tensor  # (B,)
     sigma_audio: Tensor  # (B,)
+    # (B,) unweighted video MSE inside the face boxes (nan without boxes or without a video loss)
+    video_face: Tensor | None = None
 
 
 def _tokens(batch: LatentBatch, patch: tuple[int, int, int] = (1, 2, 2)) -> int:
@@ -145,6 +156,16 @@ def _random_span(mask: Tensor, d: SampleDraws, min_fraction: float) -> Tensor:
     start = torch.floor((n - length + 1) * u[..., 1:]).clamp(min=0)
     t = torch.arange(mask.shape[-1], device=mask.device).float()
     return mask & (t >= start) & (t < start + length)
+
+
+def face_region(boxes: Tensor, height: int, width: int) -> Tensor:
+    """(B, K, 4) face boxes in fractions of the frame (NaN rows: none) -> (B, H, W) bool, the latent
+    cells whose centre lies inside any of the sample's boxes."""
+    y = (torch.arange(height, device=boxes.device, dtype=torch.float32) + 0.5) / height  # (H,)
+    x = (torch.arange(width, device=boxes.device, dtype=torch.float32) + 0.5) / width  # (W,)
+    b = boxes[:, :, :, None, None]  # (B, K, 4, 1, 1); NaN compares False, so no box covers nothing
+    inside = (x >= b[:, :, 0]) & (x < b[:, :, 2]) & (y[:, None] >= b[:, :, 1]) & (y[:, None] < b[:, :, 3])
+    return inside.any(1)
 
 
 def speaking_masks(batch: LatentBatch, clock: Clock, video_patch_t: int = 1) -> tuple[Tensor, Tensor]:
@@ -301,7 +322,22 @@ def flow_loss(
         batch, strategy, cfg, null_caption, generators, clock=clock, video_patch_t=video_patch_t
     )
     out = model(video_in, audio_in)
-    lv = (out.video.float() - tv).pow(2).flatten(1).mean(1)  # (B,)
+    err = (out.video.float() - tv).pow(2)  # (B, C, T, H, W)
+    region = None
+    if batch.face_boxes is not None:
+        region = face_region(batch.face_boxes.to(err.device), err.shape[3], err.shape[4])  # (B, H, W)
+    if cfg.face_region_weight > 0:
+        people = batch.slot_ids >= 0
+        if batch.face_boxes is None or bool(torch.isnan(batch.face_boxes[people]).any()):
+            raise ValueError(
+                "face_region_weight needs a face box for every person, and these shards have none for "
+                f"some of {batch.sample_ids}: re-encode them with this facevox (`facevox encode`)"
+            )
+        assert region is not None
+        e = 1 + cfg.face_region_weight * region[:, None, None].float()  # (B, 1, 1, H, W)
+        lv = (err * e).mean((1, 2, 3, 4)) / e.mean((1, 2, 3, 4))  # (B,) weighted mean
+    else:
+        lv = err.flatten(1).mean(1)  # (B,)
     la = (out.audio.float() - ta).pow(2).flatten(1).mean(1)
     loss = (wv * lv).sum() / wv.sum().clamp_min(1e-8) + (wa * la).sum() / wa.sum().clamp_min(1e-8)
     nan = torch.full_like(lv, float("nan"))
@@ -311,4 +347,14 @@ def flow_loss(
         audio=torch.where(wa > 0, la.detach(), nan),
         sigma_video=video_in.timesteps,
         sigma_audio=audio_in.timesteps,
+        video_face=None if region is None else _region_mean(err.detach(), region, wv > 0),
     )
+
+
+def _region_mean(err: Tensor, region: Tensor, has_loss: Tensor) -> Tensor:
+    """(B, C, T, H, W) squared errors, (B, H, W) region, (B,) -> (B,) mean error inside the region,
+    NaN where the region is empty or the sample carries no video loss."""
+    m = region[:, None, None].float()
+    cells = m.sum((1, 2, 3, 4)) * err.shape[1] * err.shape[2]
+    mean = (err * m).sum((1, 2, 3, 4)) / cells.clamp_min(1)
+    return torch.where((cells > 0) & has_loss, mean, torch.full_like(mean, float("nan")))

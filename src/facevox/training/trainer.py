@@ -232,6 +232,7 @@ class Validator:
             uniform_fraction=0.0,  # the same sigma law for every run, so runs compare
             ref_view_keep=1.0,
             voice_ref_min_span=1.0,
+            face_region_weight=0.0,  # val_video is the plain mean in every run; the face region has its own
         )
         if not cfg.val_split:
             return
@@ -249,12 +250,12 @@ class Validator:
         n = min(cfg.val_batches, sum(len(b) // bs for b in sampler.buckets))
         self.batches = [ds.batch(next(sampler)) for _ in range(n)]
 
-    def sample_losses(
+    def _per_sample(
         self, model: torch.nn.Module, objective: ObjectiveConfig
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample (video, audio) losses, each (N,) over the fixed batches in order, NaN where a
-        sample has no such stream; the same noise and sigmas at every call."""
-        lv, la = [], []
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-sample (video, audio, video inside the face boxes) losses, each (N,), NaN where a
+        sample has no such value; the same noise and sigmas at every call."""
+        lv, la, lf = [], [], []
         device = next(model.parameters()).device
         config = model.config  # the turn spans, for a model that takes them
         turns = turn_inputs(config) if isinstance(config, DualTowerConfig) else {}
@@ -264,34 +265,54 @@ class Validator:
                 sl = flow_loss(model, b.to(device), self.strategy, objective, self.null, gens, **turns)
             lv.append(sl.video.detach())
             la.append(sl.audio.detach())
-        return torch.cat(lv), torch.cat(la)
+            lf.append(sl.video_face if sl.video_face is not None else torch.full_like(sl.video, float("nan")))
+        return torch.cat(lv), torch.cat(la), torch.cat(lf)
+
+    def sample_losses(
+        self, model: torch.nn.Module, objective: ObjectiveConfig
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample (video, audio) losses, each (N,) over the fixed batches in order, NaN where a
+        sample has no such stream; the same noise and sigmas at every call."""
+        v, a, _ = self._per_sample(model, objective)
+        return v, a
 
     def losses(self, model: torch.nn.Module, objective: ObjectiveConfig) -> tuple[float, float]:
         """Mean (video, audio) loss over the fixed batches under ``objective`` (its dropout applied)."""
         v, a = self.sample_losses(model, objective)
-        v, a = v[~torch.isnan(v)], a[~torch.isnan(a)]
-        return (
-            float(v.mean()) if v.numel() else float("nan"),
-            float(a.mean()) if a.numel() else float("nan"),
-        )
+        return _nanmean(v), _nanmean(a)
 
     @torch.no_grad()
     def __call__(self, model: torch.nn.Module) -> dict[str, float]:
         """Held-out losses; with references, also the identity diagnostic ``ref_gain_{video,audio}``:
         the loss without this modality's references minus the loss with them (same noise and sigmas),
-        i.e. how much the model uses the identity references of people it never saw."""
+        i.e. how much the model uses the identity references of people it never saw. Shards with face
+        boxes add ``val_video_face`` and ``ref_gain_video_face``: the same, inside the face boxes,
+        unweighted, where a face reference can help."""
         if not self.batches:
             return {}
         was_training = model.training
         model.eval()
-        v, a = self.losses(model, self.objective)
+        v, a, f = (_nanmean(x) for x in self._per_sample(model, self.objective))
         out = {"val_video": v, "val_audio": a, "val_loss": v + a}
+        if f == f:  # not NaN: the shards carry face boxes
+            out["val_video_face"] = f
         if self.strategy.references != "none":
-            nv, _ = self.losses(model, dataclasses.replace(self.objective, drop_faces=1.0))
+            nv, _, nf = (
+                _nanmean(x)
+                for x in self._per_sample(model, dataclasses.replace(self.objective, drop_faces=1.0))
+            )
             _, na = self.losses(model, dataclasses.replace(self.objective, drop_voices=1.0))
             out["ref_gain_video"], out["ref_gain_audio"] = nv - v, na - a
+            if f == f:
+                out["ref_gain_video_face"] = nf - f
         model.train(was_training)
         return out
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    """Mean of the non-NaN entries; NaN when there are none."""
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else float("nan")
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
