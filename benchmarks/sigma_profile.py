@@ -57,7 +57,7 @@ def profile(
         gens = sample_generators(7, 0, start, range(len(idx)))
         video_in, audio_in, *_ = build_inputs(b, strategy, whole, null, gens, **turn_inputs(model.config))
         gens = sample_generators(7, 0, start, range(len(idx)))  # the same draws, faces removed
-        faceless, *_ = build_inputs(
+        faceless, faceless_audio, *_ = build_inputs(
             b, strategy, dataclasses.replace(whole, drop_faces=1.0), null, gens, **turn_inputs(model.config)
         )
         x0 = b.video_mean
@@ -74,7 +74,8 @@ def profile(
             ain = dataclasses.replace(audio_in, timesteps=torch.full((len(idx),), s))
             pred = model(vin, ain).video
             fin = dataclasses.replace(faceless, latents=vin.latents, timesteps=sigma)
-            pred_faceless = model(fin, ain).video
+            fain = dataclasses.replace(faceless_audio, timesteps=ain.timesteps)  # its caption tags match
+            pred_faceless = model(fin, fain).video
             guess = velocity(mean_latent.expand_as(x0), noise)  # the average clean latent
             r = rows.setdefault(f"{s:.2f}", dict.fromkeys(_SUMS, 0.0))
             for name, err in (

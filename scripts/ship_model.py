@@ -1,6 +1,11 @@
 """Copy a finished stage-3 run's release model into the package, with its PROVENANCE.json.
 
     .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
+    .venv/bin/python scripts/ship_model.py runs/id --identity-phase (after train_identity_phase.sh)
+
+``--identity-phase`` ships RUN/train/identity_cross instead, continuing the shipped model's
+PROVENANCE.json: its stages gain the two identity runs, and ``identity_phase`` records their world
+and shards (the model's history then spans two worlds, neither of them the demo's).
 
 PROVENANCE.json records, per stage, the resolved training config, the held-out loss at the first and
 last evaluation, and the identity diagnostic (``ref_gain_*``: held-out loss without a modality's
@@ -30,7 +35,16 @@ def stage_record(run: Path) -> dict:
     evals = [r for r in read_metrics(run) if "val_loss" in r]
     if not evals:
         raise SystemExit(f"{run} has no held-out evaluation in metrics.jsonl")
-    keep = ("step", "val_loss", "val_video", "val_audio", "ref_gain_video", "ref_gain_audio")
+    keep = (
+        "step",
+        "val_loss",
+        "val_video",
+        "val_audio",
+        "ref_gain_video",
+        "ref_gain_audio",
+        "val_video_face",
+        "ref_gain_video_face",
+    )
     train = [r for r in read_metrics(run) if "samples_per_s" in r]
     return {
         "strategy": cfg["strategy"],
@@ -54,7 +68,9 @@ def ship_video_codec(folder: Path, world_cfg: dict, commit: str) -> None:
         shutil.copyfile(folder / name, dest / name)
     provenance = {
         "made_by": "facevox train-codec video --recipe recipes/codec_video_pca_tiny.yaml (scripts/train_shipped_model.sh)",
-        "world": {k: world_cfg[k] for k in ("seed", "num_people", "heldout_people", "num_clips") if k in world_cfg},
+        "world": {
+            k: world_cfg[k] for k in ("seed", "num_people", "heldout_people", "num_clips") if k in world_cfg
+        },
         "config": cfg,
         "fit": fit,
         "refiner_steps": metrics[-1]["step"] if metrics else 0,
@@ -66,14 +82,50 @@ def ship_video_codec(folder: Path, world_cfg: dict, commit: str) -> None:
     print(f"wrote {dest}")
 
 
+IDENTITY_STAGES = ("identity_self", "identity_cross")
+
+
+def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
+    """Ship TRAIN/identity_cross, appending the identity phase to the shipped PROVENANCE.json."""
+    release = train / IDENTITY_STAGES[-1] / "release" / "model" / "model.safetensors"
+    if not release.is_file():
+        raise SystemExit(f"no finished identity phase at {release}")
+    provenance = json.loads((DEST / "PROVENANCE.json").read_text())
+    init = yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())["init"]
+    if Path(init).resolve() != DEST.resolve():
+        raise SystemExit(f"the identity phase started from {init}, not from the shipped model {DEST}")
+    shards = Path(yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())["data"])
+    encode = json.loads((shards / "encode.json").read_text())
+    if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
+        raise SystemExit(f"{shards} was encoded with other codecs than the shipped model's")
+    provenance["stages"] += [stage_record(train / s) for s in IDENTITY_STAGES]
+    provenance["identity_phase"] = {
+        "made_by": "scripts/train_identity_phase.sh, then scripts/ship_model.py --identity-phase",
+        "world": yaml.safe_load((world / "config.yaml").read_text()),
+        "shards": encode["counts"],
+        "commit": commit,
+        "date": date.today().isoformat(),
+    }
+    shutil.copyfile(release, DEST / "model.safetensors")
+    (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"wrote {DEST}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="RUN folder: RUN/train/{base,stage1,stage2,stage3}, RUN/world")
     p.add_argument("--train", type=Path, help="training runs folder (default RUN/train)")
     p.add_argument("--world", type=Path, help="the world the data came from (default RUN/world)")
     p.add_argument("--video-codec", type=Path, help="also ship this video codec folder (a train-codec run)")
+    p.add_argument("--identity-phase", action="store_true", help="ship RUN/train/identity_cross (see above)")
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
+    if args.identity_phase:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout
+        ship_identity_phase(train, world, commit.strip())
+        return
     release = train / "stage3" / "release" / "model" / "model.safetensors"
     if not release.is_file():
         raise SystemExit(f"no finished stage 3 at {release}")
@@ -87,7 +139,9 @@ def main() -> None:
         # the codecs whose latents the model was trained on (facevox.codecs.loading.codec_fingerprint)
         "codec_fingerprints": json.loads((shards / "encode.json").read_text())["codec_fingerprints"],
         # base1: the first base phase when the base ran in two (train_shipped_model.sh)
-        "stages": [stage_record(train / s) for s in ("base1", *STAGES) if (train / s / "config.yaml").is_file()],
+        "stages": [
+            stage_record(train / s) for s in ("base1", *STAGES) if (train / s / "config.yaml").is_file()
+        ],
         "commit": commit.strip(),
         "date": date.today().isoformat(),
     }

@@ -15,6 +15,8 @@
 # (and STAGE3_STEPS=1600 for the longer stage 3 there)
 #
 # The world's seed (1) differs from `facevox demo`'s (2), so the demo's people were never seen here.
+# The shipped weights then went through the identity phase of scripts/train_identity_phase.sh (a
+# world of its own, seed 3) and scripts/ship_model.py --identity-phase; PROVENANCE.json lists both.
 # The shipped audio codec is the one in the package (its decoder was fine-tuned with
 # recipes/codec_audio_decoder_tiny.yaml); the video codec is fitted here and shipped with the model.
 set -euo pipefail
