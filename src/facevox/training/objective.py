@@ -331,7 +331,7 @@ def flow_loss(
         if batch.face_boxes is None or bool(torch.isnan(batch.face_boxes[people]).any()):
             raise ValueError(
                 "face_region_weight needs a face box for every person, and these shards have none for "
-                f"some of {batch.sample_ids}: re-encode them with this facevox (`facevox encode`)"
+                f"some of {batch.sample_ids}: re-encode them into a new folder with this facevox (`facevox encode`)"
             )
         assert region is not None
         e = 1 + cfg.face_region_weight * region[:, None, None].float()  # (B, 1, 1, H, W)
