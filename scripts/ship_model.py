@@ -3,7 +3,7 @@
     .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
     .venv/bin/python scripts/ship_model.py runs/id --identity-phase (after train_identity_phase.sh)
 
-``--identity-phase`` ships RUN/train/identity_cross instead, continuing the shipped model's
+``--identity-phase`` ships the last of RUN/train/identity_{self,cross,cross2} instead, continuing the shipped model's
 PROVENANCE.json: its stages gain the two identity runs, and ``identity_phase`` records their world
 and shards (the model's history then spans two worlds, neither of them the demo's).
 
@@ -82,12 +82,18 @@ def ship_video_codec(folder: Path, world_cfg: dict, commit: str) -> None:
     print(f"wrote {dest}")
 
 
-IDENTITY_STAGES = ("identity_self", "identity_cross")
+# the identity phase's runs in order; a later one is optional (the phase ships its last run present)
+IDENTITY_STAGES = ("identity_self", "identity_cross", "identity_cross2")
 
 
 def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
-    """Ship TRAIN/identity_cross, appending the identity phase to the shipped PROVENANCE.json."""
-    release = train / IDENTITY_STAGES[-1] / "release" / "model" / "model.safetensors"
+    """Ship the identity phase's last run, appending the phase to the shipped PROVENANCE.json."""
+    runs = [s for s in IDENTITY_STAGES if (train / s / "config.yaml").is_file()]
+    if runs != list(IDENTITY_STAGES[: len(runs)]) or len(runs) < 2:
+        raise SystemExit(
+            f"{train} holds identity runs {runs}; expected {IDENTITY_STAGES[:2]} and optionally the rest"
+        )
+    release = train / runs[-1] / "release" / "model" / "model.safetensors"
     if not release.is_file():
         raise SystemExit(f"no finished identity phase at {release}")
     provenance = json.loads((DEST / "PROVENANCE.json").read_text())
@@ -98,9 +104,12 @@ def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
     encode = json.loads((shards / "encode.json").read_text())
     if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
         raise SystemExit(f"{shards} was encoded with other codecs than the shipped model's")
-    provenance["stages"] += [stage_record(train / s) for s in IDENTITY_STAGES]
+    if "identity_phase" in provenance:  # the phase shipped again: its earlier records are replaced
+        provenance["stages"] = provenance["stages"][: -len(provenance["identity_phase"]["runs"])]
+    provenance["stages"] += [stage_record(train / s) for s in runs]
     provenance["identity_phase"] = {
         "made_by": "scripts/train_identity_phase.sh, then scripts/ship_model.py --identity-phase",
+        "runs": runs,
         "world": yaml.safe_load((world / "config.yaml").read_text()),
         "shards": encode["counts"],
         "commit": commit,
@@ -117,7 +126,9 @@ def main() -> None:
     p.add_argument("--train", type=Path, help="training runs folder (default RUN/train)")
     p.add_argument("--world", type=Path, help="the world the data came from (default RUN/world)")
     p.add_argument("--video-codec", type=Path, help="also ship this video codec folder (a train-codec run)")
-    p.add_argument("--identity-phase", action="store_true", help="ship RUN/train/identity_cross (see above)")
+    p.add_argument(
+        "--identity-phase", action="store_true", help="ship the identity phase's last run (see above)"
+    )
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
     if args.identity_phase:

@@ -3,7 +3,9 @@
 # many people (seed 3: 192 people, 12 held out, 400 clips of 2-4 s), curated and encoded with the
 # shipped codecs (with face boxes), then two runs from a model (default: the shipped tiny model):
 # recipes/identity_self_tiny.yaml (600 steps, the window's own face crop as reference, ~7 min on 2
-# cores) and recipes/identity_cross_tiny.yaml (1,500 steps, references from other clips, ~21 min).
+# cores), then recipes/identity_cross_tiny.yaml twice (1,500 steps each, references from other
+# clips, ~21 min each; the second run continues the first with a fresh warm-up and cosine, as the
+# shipped model was made; CROSS2=0 stops after the first).
 # World, curation and encoding take ~35 min. Every step resumes when rerun.
 #
 #   bash scripts/train_identity_phase.sh [RUN_DIR] [INIT_MODEL]     (defaults runs/id, the shipped model)
@@ -24,4 +26,10 @@ $FV encode "$RUN/curated" --out "$RUN/shards" video_codec=src/facevox/assets/cod
 $FV train "$RUN/shards" --out "$RUN/train/identity_self" --recipe recipes/identity_self_tiny.yaml init="$INIT"
 $FV train "$RUN/shards" --out "$RUN/train/identity_cross" --recipe recipes/identity_cross_tiny.yaml \
   init="$RUN/train/identity_self"
-echo "identity phase done: $RUN/train/identity_cross/release"
+last=identity_cross
+if [ "${CROSS2:-1}" = 1 ]; then
+  $FV train "$RUN/shards" --out "$RUN/train/identity_cross2" --recipe recipes/identity_cross_tiny.yaml \
+    init="$RUN/train/identity_cross"
+  last=identity_cross2
+fi
+echo "identity phase done: $RUN/train/$last/release"
