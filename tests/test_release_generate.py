@@ -13,7 +13,7 @@ import torch
 from curate_fixtures import have_espeak
 from facevox.io.media import read_av
 from facevox.release import load_release
-from facevox.release.loader import config_from_yaml, find_parts
+from facevox.release.loader import config_from_yaml, find_parts, unsupported_tower_settings
 from pipeline_fixtures import make_inputs
 from release_fixtures import E2E_DIMS, make_release_dir, write_release_yaml
 
@@ -42,6 +42,19 @@ def test_release_config_comes_from_the_release_yaml(release: Path, tmp_path: Pat
 
     with pytest.raises(ReleaseError, match=r"video_config.patch_size=\[1, 1, 1\]"):
         config_from_yaml(bad)
+
+
+def test_unsupported_tower_settings_names_each_one() -> None:
+    """The check the release YAML and Ovi's tower JSONs share (config_from_yaml, ovi_config)."""
+    v = {"patch_size": [1, 2, 2], "num_layers": 2}
+    a = {"patch_size": [1], "num_layers": 3, "qk_norm": False}
+    towers = (("video", v, [1, 2, 2]), ("audio", a, [1]))
+    assert unsupported_tower_settings(towers, ("qk_norm",)) == [
+        "audio.qk_norm=False",
+        "num_layers video 2 != audio 3",
+    ]
+    fine = (("video", v, [1, 2, 2]), ("audio", {**a, "qk_norm": True, "num_layers": 2}, [1]))
+    assert unsupported_tower_settings(fine, ("qk_norm", "cross_attn_norm")) == []  # absent flags default on
 
 
 def test_load_release_returns_every_component(release: Path) -> None:

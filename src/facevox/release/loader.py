@@ -130,6 +130,27 @@ def _release_yaml(root: Path) -> Path | None:
     return None
 
 
+def unsupported_tower_settings(
+    towers: tuple[tuple[str, dict[str, Any], list[int]], ...], flags: tuple[str, ...]
+) -> list[str]:
+    """The settings of two towers' configs (name, config dict, the patch size facevox implements)
+    that facevox does not implement: another patch size, a boolean flag in ``flags`` switched off,
+    unequal depths. Empty when all is supported."""
+    problems = [
+        f"{name}.{key}={cfg.get(key)!r}"
+        for name, cfg, patch in towers
+        for key, ok in (
+            ("patch_size", list(cfg.get("patch_size", patch)) == patch),
+            *((flag, cfg.get(flag, True) is True) for flag in flags),
+        )
+        if not ok
+    ]
+    (_, v, _), (_, a, _) = towers
+    if v["num_layers"] != a["num_layers"]:
+        problems.append(f"num_layers video {v['num_layers']} != audio {a['num_layers']}")
+    return problems
+
+
 def config_from_yaml(path: Path) -> DualTowerConfig:
     """The towers' sizes from the release's inference YAML, as an ``iap-5b``-shaped config.
 
@@ -139,19 +160,10 @@ def config_from_yaml(path: Path) -> DualTowerConfig:
     d = yaml.safe_load(path.read_text())
     v, a = d["video_config"], d["audio_config"]
     base = get_config("iap-5b")
-    problems = [
-        f"{name}.{key}={cfg.get(key)!r}"
-        for name, cfg, want in (("video_config", v, [1, 2, 2]), ("audio_config", a, [1]))
-        for key, ok in (
-            ("patch_size", list(cfg.get("patch_size", want)) == want),
-            ("qk_norm", cfg.get("qk_norm", True) is True),
-            ("cross_attn_norm", cfg.get("cross_attn_norm", True) is True),
-            ("support_x_prime", cfg.get("support_x_prime", True) is True),
-        )
-        if not ok
-    ]
-    if v["num_layers"] != a["num_layers"]:
-        problems.append(f"num_layers video {v['num_layers']} != audio {a['num_layers']}")
+    problems = unsupported_tower_settings(
+        (("video_config", v, [1, 2, 2]), ("audio_config", a, [1])),
+        ("qk_norm", "cross_attn_norm", "support_x_prime"),
+    )
     if problems:
         raise ReleaseError(f"{path}: unsupported release settings: {', '.join(problems)}")
     text_dim = int(d.get("text_encoder_kwargs", {}).get("dim", base.text_dim))

@@ -39,7 +39,13 @@ from safetensors import safe_open
 
 from facevox.models import DualTowerConfig, DualTowerDiT
 from facevox.models.keymaps import KEYMAPS, convert_state_dict
-from facevox.release.loader import MARKER_KEY, ReleaseError, config_from_yaml, find_parts
+from facevox.release.loader import (
+    MARKER_KEY,
+    ReleaseError,
+    config_from_yaml,
+    find_parts,
+    unsupported_tower_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,18 +147,9 @@ def ovi_config(video_json: Path, base: DualTowerConfig) -> DualTowerConfig:
     try:
         v = json.loads(video_json.read_text())
         a = json.loads((video_json.parent / "audio.json").read_text())
-        problems = [
-            f"{name}.{key}={cfg.get(key)!r}"
-            for name, cfg, patch in (("video", v, [1, 2, 2]), ("audio", a, [1]))
-            for key, ok in (
-                ("patch_size", list(cfg.get("patch_size", patch)) == patch),
-                ("qk_norm", cfg.get("qk_norm", True) is True),
-                ("cross_attn_norm", cfg.get("cross_attn_norm", True) is True),
-            )
-            if not ok
-        ]
-        if v["num_layers"] != a["num_layers"]:
-            problems.append(f"num_layers video {v['num_layers']} != audio {a['num_layers']}")
+        problems = unsupported_tower_settings(
+            (("video", v, [1, 2, 2]), ("audio", a, [1])), ("qk_norm", "cross_attn_norm")
+        )
         if problems:
             raise ReleaseError(f"{video_json.parent}: unsupported Ovi settings: {', '.join(problems)}")
         return replace(
