@@ -28,7 +28,13 @@ from facevox.data.loader import LatentDataset
 from facevox.data.shards import read_null_caption
 from facevox.diffusion.path import interpolate, velocity
 from facevox.models import DualTowerDiT
-from facevox.training.objective import ObjectiveConfig, build_inputs, face_region, sample_generators
+from facevox.training.objective import (
+    ObjectiveConfig,
+    build_inputs,
+    face_region,
+    region_mean,
+    sample_generators,
+)
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import model_dir_of, turn_inputs
 
@@ -64,9 +70,8 @@ def profile(
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(start))
         target = velocity(x0, noise)
         boxes = b.face_boxes if b.face_boxes is not None else torch.full((len(idx), 1, 4), float("nan"))
-        region = face_region(boxes, x0.shape[3], x0.shape[4])[:, None, None].float()  # (B, 1, 1, H, W)
-        has_face = region.flatten(1).any(1)
-        cells = region.sum(dim=(1, 2, 3, 4)).clamp_min(1) * x0.shape[1] * x0.shape[2]
+        region = face_region(boxes, x0.shape[3], x0.shape[4])  # (B, H, W)
+        every = torch.ones(len(idx), dtype=torch.bool)
 
         for s in SIGMAS:
             sigma = torch.full((len(idx),), s)
@@ -84,9 +89,10 @@ def profile(
                 ("average_latent", (guess - target).pow(2)),
             ):
                 r[name] += float(err.mean(dim=(1, 2, 3, 4)).sum())
-                r[name + "_face"] += _in_face(err, region, cells, has_face)
+                face = region_mean(err, region, every)  # (B,), NaN for a sample without a face box
+                r[name + "_face"] += float(face.nansum())
             r["n"] += len(idx)
-            r["n_face"] += int(has_face.sum())
+            r["n_face"] += int(region.flatten(1).any(1).sum())
     out = {}
     for k, v in rows.items():
         row = {name: v[name] / v["n"] for name in ("model", "no_faces", "average_latent")}
@@ -100,11 +106,6 @@ def profile(
             row |= face
         out[k] = row
     return out
-
-
-def _in_face(err: torch.Tensor, region: torch.Tensor, cells: torch.Tensor, has_face: torch.Tensor) -> float:
-    """Sum over the samples with a face of their mean squared error inside the face region."""
-    return float(((err * region).sum(dim=(1, 2, 3, 4)) / cells)[has_face].sum())
 
 
 _SUMS = (

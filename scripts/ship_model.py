@@ -97,10 +97,12 @@ def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
     if not release.is_file():
         raise SystemExit(f"no finished identity phase at {release}")
     provenance = json.loads((DEST / "PROVENANCE.json").read_text())
-    init = yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())["init"]
-    if Path(init).resolve() != DEST.resolve():
-        raise SystemExit(f"the identity phase started from {init}, not from the shipped model {DEST}")
-    shards = Path(yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())["data"])
+    first = yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())
+    if Path(first["init"]).resolve() != DEST.resolve():
+        raise SystemExit(
+            f"the identity phase started from {first['init']}, not from the shipped model {DEST}"
+        )
+    shards = Path(first["data"])
     encode = json.loads((shards / "encode.json").read_text())
     if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
         raise SystemExit(f"{shards} was encoded with other codecs than the shipped model's")
@@ -131,10 +133,8 @@ def main() -> None:
     )
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     if args.identity_phase:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout
         ship_identity_phase(train, world, commit.strip())
         return
     release = train / "stage3" / "release" / "model" / "model.safetensors"
@@ -142,7 +142,6 @@ def main() -> None:
         raise SystemExit(f"no finished stage 3 at {release}")
     world_cfg = yaml.safe_load((world / "config.yaml").read_text())
     shards = Path(yaml.safe_load((train / "base" / "config.yaml").read_text())["data"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
     provenance = {
         "made_by": "scripts/train_shipped_model.sh, then scripts/ship_model.py",
         "world": world_cfg,

@@ -347,11 +347,11 @@ def flow_loss(
         audio=torch.where(wa > 0, la.detach(), nan),
         sigma_video=video_in.timesteps,
         sigma_audio=audio_in.timesteps,
-        video_face=None if region is None else _region_mean(err.detach(), region, wv > 0),
+        video_face=None if region is None else region_mean(err.detach(), region, wv > 0),
     )
 
 
-def _region_mean(err: Tensor, region: Tensor, has_loss: Tensor) -> Tensor:
+def region_mean(err: Tensor, region: Tensor, has_loss: Tensor) -> Tensor:
     """(B, C, T, H, W) squared errors, (B, H, W) region, (B,) -> (B,) mean error inside the region,
     NaN where the region is empty or the sample carries no video loss."""
     m = region[:, None, None].float()

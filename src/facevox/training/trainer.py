@@ -294,7 +294,7 @@ class Validator:
         model.eval()
         v, a, f = (_nanmean(x) for x in self._per_sample(model, self.objective))
         out = {"val_video": v, "val_audio": a, "val_loss": v + a}
-        if f == f:  # not NaN: the shards carry face boxes
+        if not math.isnan(f):  # the shards carry face boxes
             out["val_video_face"] = f
         if self.strategy.references != "none":
             nv, _, nf = (
@@ -303,7 +303,7 @@ class Validator:
             )
             _, na = self.losses(model, dataclasses.replace(self.objective, drop_voices=1.0))
             out["ref_gain_video"], out["ref_gain_audio"] = nv - v, na - a
-            if f == f:
+            if not math.isnan(f):
                 out["ref_gain_video_face"] = nf - f
         model.train(was_training)
         return out
