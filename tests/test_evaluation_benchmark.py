@@ -9,7 +9,9 @@ import pytest
 
 from facevox.evaluation.benchmark import build_benchmark
 from facevox.io.media import read_av
-from facevox.pipeline.request import parse_script, read_requests
+from facevox.curate.captions import colour_name
+from facevox.curate.shots import scene_stats
+from facevox.pipeline.request import parse_script, read_requests, structured_caption
 from facevox.synth.config import SynthConfig
 from facevox.synth.world import generate_world
 
@@ -32,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_benchmark_uses_only_heldout_people_and_other_clips(world: Path, tmp_path: Path) -> None:
-    counts = build_benchmark(world, tmp_path, duration=1.0, max_clips=4)
+    counts = build_benchmark(world, tmp_path, duration=1.0, max_clips=4, caption="plain")
     assert counts["requests"] >= 2 and counts["multi_person"] >= 1
     people = {
         json.loads(line)["person_id"]: json.loads(line)["split"]
@@ -54,3 +56,26 @@ def test_benchmark_uses_only_heldout_people_and_other_clips(world: Path, tmp_pat
         assert read_av(tmp_path / "real" / f"{r.name}.mp4").video.shape[0] == 25  # 1 s at 25 fps
     with pytest.raises(ValueError, match="no 'nobody' clips"):
         build_benchmark(world, tmp_path / "x", split="nobody")
+
+
+def test_described_captions_follow_the_real_clip_and_keep_its_spans(world: Path, tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    build_benchmark(world, plain, duration=1.0, max_clips=4, caption="plain")
+    counts = build_benchmark(world, tmp_path / "described", duration=1.0, max_clips=4)
+    assert counts["caption"] == "described"
+    described = {r.name: r for r in read_requests(tmp_path / "described" / "requests.jsonl")}
+    for r in read_requests(plain / "requests.jsonl"):
+        d = described[r.name]
+        caption, turns = structured_caption(d)  # a valid structured caption for these people
+        assert [s["person_id"] for s in caption["subjects"]] == [p.name for p in d.people]
+        assert caption["scene"]["num_subjects"] == len(d.people)
+        for s in caption["subjects"]:
+            assert s["appearance"].startswith("a person with ") and s["appearance"].endswith(" hair")
+        # the same lines at the same real spans as the plain script
+        spans = [(n, t, round(a, 2), round(b, 2)) for n, t, a, b in parse_script(r.script)]
+        assert [(x["name"], x["text"], round(x["start"], 2), round(x["end"], 2)) for x in turns] == spans
+        # the background is the real clip's, named as curation names it
+        frame = read_av(world / "videos" / f"{r.name}.mp4").video[12]
+        assert caption["scene"]["background"] == colour_name(list(scene_stats(frame)["background_rgb"]))
+    with pytest.raises(ValueError, match="caption must be"):
+        build_benchmark(world, tmp_path / "y", caption="fancy")

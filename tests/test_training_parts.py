@@ -42,6 +42,11 @@ def test_strategies_train_what_the_paper_says() -> None:
         sel = get_strategy(name).select(m)
         assert not any(".ffn." in n or "embed" in n or "head" in n for n in sel), name
     assert {n for n, p in m.named_parameters() if p.requires_grad} == set(get_strategy("stage3").select(m))
+    # the from-scratch departure: a stage may train every parameter, FFNs included
+    assert set(get_strategy("stage3").select(m, "all")) == base
+    assert all(p.requires_grad for p in m.parameters())
+    with pytest.raises(ValueError, match="'paper' or 'all'"):
+        get_strategy("stage3").select(m, "ffn")  # type: ignore[arg-type]
 
 
 def test_unimodal_stage_gives_the_other_stream_pure_noise_and_no_loss(shards: Path) -> None:

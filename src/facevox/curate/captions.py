@@ -65,6 +65,28 @@ def lighting(brightness: float) -> str:
     return "dim" if brightness < 0.3 else ("bright" if brightness > 0.6 else "soft")
 
 
+def describe_scene(face_height: float, height: int, brightness: float, background_rgb: list[float], n: int) -> dict[str, Any]:
+    """The ``scene`` of a structured caption from measured quantities: the biggest face's height
+    (px) in a frame ``height`` px tall, mean luma and border RGB in [0, 1], the number of people."""
+    return {
+        "shot": shot_type(face_height, height),
+        "lighting": lighting(brightness),
+        "background": colour_name(background_rgb),
+        "num_subjects": n,
+    }
+
+
+def describe_subject(slot: int, person_id: str, x_centre: float, width: int, ap: dict[str, list[float]]) -> dict[str, Any]:
+    """One ``subjects`` entry: where the face is across the frame and its skin and hair colours
+    (``ap``: mean RGB in [0, 1] under "skin" and "hair", as :func:`facevox.curate.faces.appearance`)."""
+    return {
+        "slot": slot,
+        "person_id": person_id,
+        "position": position(x_centre, width),
+        "appearance": f"a person with {skin_tone(ap['skin'])} skin and {colour_name(ap['hair'])} hair",
+    }
+
+
 _NUM = {1: "one person", 2: "two people", 3: "three people"}
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from facevox.curate.captions import colour_name, lighting, position, render, shot_type, skin_tone
+from facevox.curate.captions import describe_scene, describe_subject, render
 from facevox.curate.clustering import cluster_embeddings
 from facevox.curate.config import CurateConfig
 from facevox.curate.records import SpeechSegment, Track, segment_from_dict, track_from_dict
@@ -287,24 +287,20 @@ def make_caption(
         a["scenes"][shot] if a.get("scenes") else {"brightness": 0.5, "background_rgb": [0.5, 0.5, 0.5]}
     )
     biggest = max(t.size for _, t in ordered)
-    subj = []
-    for s, (_, t) in zip(subjects, ordered, strict=True):
-        ap = t.appearance or {"skin": [0.5, 0.5, 0.5], "hair": [0.2, 0.2, 0.2]}
-        subj.append(
-            {
-                "slot": s.slot,
-                "person_id": s.person_id,
-                "position": position((s.box[0] + s.box[2]) / 2, a["width"]),
-                "appearance": f"a person with {skin_tone(ap['skin'])} skin and {colour_name(ap['hair'])} hair",
-            }
+    subj = [
+        describe_subject(
+            s.slot,
+            s.person_id,
+            (s.box[0] + s.box[2]) / 2,
+            a["width"],
+            t.appearance or {"skin": [0.5, 0.5, 0.5], "hair": [0.2, 0.2, 0.2]},
         )
+        for s, (_, t) in zip(subjects, ordered, strict=True)
+    ]
     return {
-        "scene": {
-            "shot": shot_type(biggest, a["height"]),
-            "lighting": lighting(float(scene["brightness"])),
-            "background": colour_name(list(scene["background_rgb"])),
-            "num_subjects": len(subjects),
-        },
+        "scene": describe_scene(
+            biggest, a["height"], float(scene["brightness"]), list(scene["background_rgb"]), len(subjects)
+        ),
         "subjects": subj,
         "speech": [{"slot": t.slot, "start": t.start, "end": t.end, "text": t.text} for t in turns],
     }

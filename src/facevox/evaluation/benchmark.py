@@ -5,8 +5,13 @@ cropped from *other* held-out clips of that person (``views`` crops of different
 ground-truth box grown as curation grows it) and a voice reference cut from their speech in another
 clip. Then
 
-- ``requests.jsonl``: one generation request per clip (script = the ground-truth lines of the
-  clip's first ``duration`` seconds, fixed seed) for ``facevox generate --requests``;
+- ``requests.jsonl``: one generation request per clip for ``facevox generate --requests``: the
+  ground-truth lines of the clip's first ``duration`` seconds with their real spans, a fixed seed,
+  and (``caption="described"``, the default) the structured caption a user of the paper's format
+  writes, described from the real clip's middle frame by curation's own functions: shot, lighting,
+  background colour, and each person's place and skin and hair colours (as the training captions
+  describe them). ``caption="plain"`` gives the script alone, so the pipeline fills in a generic
+  caption (grey background, "a person"); no training caption looks like that;
 - ``refs/heldout/PERSON.png``: one more view of each person (another clip when there is one) that
   is never given to the model, for the copy-paste rate;
 - ``real/``: the same first ``duration`` seconds of the real clip as ``NAME.mp4`` + a
@@ -25,7 +30,10 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from facevox.curate.faces import crop
+from facevox.curate.captions import describe_scene, describe_subject
+from facevox.curate.faces import appearance, crop
+from facevox.curate.shots import scene_stats
+from facevox.recognisers.faces import box_iou, detect_faces
 from facevox.io.atomic import atomic_write_json, atomic_write_text
 from facevox.io.media import read_av, write_av
 
@@ -46,8 +54,11 @@ def build_benchmark(
     voice_seconds: float = 3.0,
     split: str = "heldout",
     seed: int = 0,
+    caption: str = "described",
 ) -> dict[str, Any]:
     """Write ``requests.jsonl``, ``real/`` and ``refs/`` under ``out_dir``; returns counts."""
+    if caption not in ("described", "plain"):
+        raise ValueError(f"caption must be 'described' or 'plain', got {caption!r}")
     world, out = Path(world_dir), Path(out_dir)
     clips = [g for g in _load_gt(world) if g["split"] == split]
     if not clips:
@@ -141,8 +152,14 @@ def build_benchmark(
             }
             for s in lines
         ]
+        clip = media(g)
+        n = int(round(duration * g["fps"]))
         # the real turn spans ride in the script, so generated clips are asked for (and scored on) them
-        script = " ".join(f"[{t['name']} {t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns)
+        script: str | dict[str, Any] = " ".join(
+            f"[{t['name']} {t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns
+        )
+        if caption == "described":
+            script = described_caption(g, clip.video[min(n, len(clip.video)) // 2], n // 2, people, turns)
         requests.append(
             {
                 "name": name,
@@ -152,8 +169,6 @@ def build_benchmark(
                 "people": [{k: v for k, v in p.items() if k != "slot"} for p in people],
             }
         )
-        clip = media(g)
-        n = int(round(duration * g["fps"]))
         write_av(
             real_dir / f"{name}.mp4", clip.video[:n], g["fps"], clip.audio[: int(duration * 16000)], 16000
         )
@@ -183,6 +198,49 @@ def build_benchmark(
         "skipped": skipped,
         "people": sorted({p["person_id"] for r in requests for p in r["people"]}),
         "multi_person": sum(len(r["people"]) > 1 for r in requests),
+        "caption": caption,
     }
     atomic_write_json(out / "benchmark.json", counts)
     return counts
+
+
+def described_caption(
+    g: dict[str, Any], frame: np.ndarray, f: int, people: list[dict[str, Any]], turns: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The structured caption of clip ``g`` as curation describes a clip (``docs/curate.md``), from
+    its frame ``f``: scene from the frame, each person's place and colours from their face box there
+    (curation's detector's box overlapping the ground-truth box most, so the skin and hair bands fall
+    where curation measures them; the ground-truth box when none does). ``people`` are the request's
+    people in slot order; ``turns`` the timed lines."""
+    found = detect_faces(frame)
+    boxes = {}
+    for p in g["people"]:
+        truth = [float(x) for x in p["boxes"][min(f, len(p["boxes"]) - 1)]]
+        ious = box_iou(np.asarray(truth), found)[0]  # (len(found),)
+        best = int(np.argmax(ious)) if len(found) else -1
+        boxes[p["person_id"]] = [float(x) for x in found[best]] if best >= 0 and ious[best] > 0.2 else truth
+    stats = scene_stats(frame)
+    height, width = frame.shape[:2]
+    slot = {p["name"]: k + 1 for k, p in enumerate(people)}
+    return {
+        "scene": describe_scene(
+            max(b[3] - b[1] for b in boxes.values()),
+            height,
+            float(stats["brightness"]),
+            list(stats["background_rgb"]),
+            len(people),
+        ),
+        "subjects": [
+            describe_subject(
+                k + 1,
+                p["name"],
+                (boxes[p["person_id"]][0] + boxes[p["person_id"]][2]) / 2,
+                width,
+                appearance(frame, boxes[p["person_id"]]),
+            )
+            for k, p in enumerate(people)
+        ],
+        "speech": [
+            {"slot": slot[t["name"]], "start": t["start"], "end": t["end"], "text": t["text"]} for t in turns
+        ],
+    }

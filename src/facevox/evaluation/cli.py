@@ -27,6 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--duration", type=float, default=2.0, help="benchmark clip length in seconds")
     p.add_argument("--max-clips", type=int, default=8)
+    p.add_argument(
+        "--caption",
+        choices=("described", "plain"),
+        default="described",
+        help="benchmark captions: 'described' (shot, background, each person's skin and hair, as curation "
+        "describes clips) or 'plain' (the script alone; the pipeline's generic caption)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.build_benchmark:
         counts = build_benchmark(
-            args.build_benchmark, args.out, duration=args.duration, max_clips=args.max_clips
+            args.build_benchmark, args.out, duration=args.duration, max_clips=args.max_clips, caption=args.caption
         )
         log.info(
             "benchmark: %d requests (%d multi-person) in %s",

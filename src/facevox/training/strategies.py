@@ -42,13 +42,19 @@ class Strategy:
     references: Literal["none", "self", "cross"]  # which references the sample feeds
     unimodal: bool  # denoise one modality per sample (the other is pure noise, no loss)
 
-    def select(self, model: nn.Module) -> list[str]:
-        """Set ``requires_grad`` by the patterns; return the trainable names (FFNs never in stages)."""
-        pats = [re.compile(p) for p in self.trainable]
+    def select(self, model: nn.Module, params: Literal["paper", "all"] = "paper") -> list[str]:
+        """Set ``requires_grad`` by the patterns; return the trainable names (FFNs never in stages).
+
+        ``params="all"`` trains every parameter with this stage's references and noise (our departure
+        for a base trained here from scratch: the paper freezes what a pretrained Ovi already renders,
+        and a tiny base with frozen FFNs cannot learn to draw a person it is shown; docs/results.md)."""
+        if params not in ("paper", "all"):
+            raise ValueError(f"stage parameters must be 'paper' or 'all', got {params!r}")
+        pats = [re.compile(p) for p in self.trainable] if params == "paper" else [re.compile(r".")]
         names = []
         for name, p in model.named_parameters():
             train = any(pat.match(name) for pat in pats)
-            if self.name != "base" and re.match(FFN, name):
+            if self.name != "base" and params == "paper" and re.match(FFN, name):
                 train = False
             p.requires_grad_(train)
             if train:

@@ -409,7 +409,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     check_codecs(cfg, data)
     model = build_model(cfg, mcfg, device).to(device)
     turns = turn_inputs(mcfg)
-    names = strategy.select(model)
+    names = strategy.select(model, cfg.stage_params)
     n_train = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in model.parameters())
     bf16 = cfg.bf16
