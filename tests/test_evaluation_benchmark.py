@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from facevox.evaluation.benchmark import build_benchmark
-from facevox.io.media import read_av
 from facevox.curate.captions import colour_name
 from facevox.curate.shots import scene_stats
+from facevox.evaluation.benchmark import build_benchmark
+from facevox.io.media import read_av
 from facevox.pipeline.request import parse_script, read_requests, structured_caption
 from facevox.synth.config import SynthConfig
 from facevox.synth.world import generate_world

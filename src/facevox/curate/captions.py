@@ -65,7 +65,9 @@ def lighting(brightness: float) -> str:
     return "dim" if brightness < 0.3 else ("bright" if brightness > 0.6 else "soft")
 
 
-def describe_scene(face_height: float, height: int, brightness: float, background_rgb: list[float], n: int) -> dict[str, Any]:
+def describe_scene(
+    face_height: float, height: int, brightness: float, background_rgb: list[float], n: int
+) -> dict[str, Any]:
     """The ``scene`` of a structured caption from measured quantities: the biggest face's height
     (px) in a frame ``height`` px tall, mean luma and border RGB in [0, 1], the number of people."""
     return {
@@ -76,7 +78,9 @@ def describe_scene(face_height: float, height: int, brightness: float, backgroun
     }
 
 
-def describe_subject(slot: int, person_id: str, x_centre: float, width: int, ap: dict[str, list[float]]) -> dict[str, Any]:
+def describe_subject(
+    slot: int, person_id: str, x_centre: float, width: int, ap: dict[str, list[float]]
+) -> dict[str, Any]:
     """One ``subjects`` entry: where the face is across the frame and its skin and hair colours
     (``ap``: mean RGB in [0, 1] under "skin" and "hair", as :func:`facevox.curate.faces.appearance`)."""
     return {

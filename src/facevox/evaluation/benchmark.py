@@ -33,9 +33,9 @@ from PIL import Image
 from facevox.curate.captions import describe_scene, describe_subject
 from facevox.curate.faces import appearance, crop
 from facevox.curate.shots import scene_stats
-from facevox.recognisers.faces import box_iou, detect_faces
 from facevox.io.atomic import atomic_write_json, atomic_write_text
 from facevox.io.media import read_av, write_av
+from facevox.recognisers.faces import box_iou, detect_faces
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def described_caption(
         ious = box_iou(np.asarray(truth), found)[0]  # (len(found),)
         best = int(np.argmax(ious)) if len(found) else -1
         boxes[p["person_id"]] = [float(x) for x in found[best]] if best >= 0 and ious[best] > 0.2 else truth
-    stats = scene_stats(frame)
+    stats: dict[str, Any] = scene_stats(frame)
     height, width = frame.shape[:2]
     slot = {p["name"]: k + 1 for k, p in enumerate(people)}
     return {

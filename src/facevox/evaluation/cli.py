@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.build_benchmark:
         counts = build_benchmark(
-            args.build_benchmark, args.out, duration=args.duration, max_clips=args.max_clips, caption=args.caption
+            args.build_benchmark,
+            args.out,
+            duration=args.duration,
+            max_clips=args.max_clips,
+            caption=args.caption,
         )
         log.info(
             "benchmark: %d requests (%d multi-person) in %s",
