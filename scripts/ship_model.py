@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
     .venv/bin/python scripts/ship_model.py runs/id --identity-phase (after train_identity_phase.sh)
+    .venv/bin/python scripts/ship_model.py runs/id --add-run identity_full (one more run from the shipped model)
 
 ``--identity-phase`` ships the last of RUN/train/identity_{self,cross,cross2} instead, continuing the shipped model's
 PROVENANCE.json: its stages gain the two identity runs, and ``identity_phase`` records their world
@@ -122,6 +123,38 @@ def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
     print(f"wrote {DEST}")
 
 
+def ship_added_run(train: Path, name: str, commit: str) -> None:
+    """Ship RUN/train/NAME, a run trained from the shipped model, appending it to the shipped
+    PROVENANCE.json's stages and identity phase (shipping the same run again replaces its record)."""
+    run = train / name
+    release = run / "release" / "model" / "model.safetensors"
+    if not release.is_file():
+        raise SystemExit(f"no finished run at {release}")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    provenance = json.loads((DEST / "PROVENANCE.json").read_text())
+    phase = provenance.get("identity_phase")
+    if phase is None:
+        raise SystemExit(
+            "the shipped model has no identity phase to continue (ship it with --identity-phase)"
+        )
+    if Path(cfg["init"]).resolve() != DEST.resolve():
+        raise SystemExit(f"{run} started from {cfg['init']}, not from the shipped model {DEST}")
+    encode = json.loads((Path(cfg["data"]) / "encode.json").read_text())
+    if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
+        raise SystemExit(f"{cfg['data']} was encoded with other codecs than the shipped model's")
+    if name in phase["runs"]:  # shipped again: drop its earlier record (it is the last one)
+        if phase["runs"][-1] != name:
+            raise SystemExit(f"{name} is shipped already and is not the last run; ship from its successor")
+        phase["runs"].pop()
+        provenance["stages"].pop()
+    provenance["stages"].append(stage_record(run))
+    phase["runs"].append(name)
+    phase.setdefault("added", {})[name] = {"commit": commit, "date": date.today().isoformat()}
+    shutil.copyfile(release, DEST / "model.safetensors")
+    (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"wrote {DEST}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="RUN folder: RUN/train/{base,stage1,stage2,stage3}, RUN/world")
@@ -131,9 +164,15 @@ def main() -> None:
     p.add_argument(
         "--identity-phase", action="store_true", help="ship the identity phase's last run (see above)"
     )
+    p.add_argument(
+        "--add-run", metavar="NAME", help="ship RUN/train/NAME, trained from the shipped model (see above)"
+    )
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    if args.add_run:
+        ship_added_run(train, args.add_run, commit.strip())
+        return
     if args.identity_phase:
         ship_identity_phase(train, world, commit.strip())
         return
