@@ -12,7 +12,7 @@ from curate_fixtures import have_espeak
 from facevox.io.media import read_av
 from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person, RequestError
 from facevox.pipeline.pipeline import GenerateConfig
-from facevox.pipeline.request import parse_person, parse_script
+from facevox.pipeline.request import parse_person, parse_script, structured_caption
 from pipeline_fixtures import make_inputs, make_pipeline_dir
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
@@ -228,3 +228,34 @@ def test_the_named_steps_compose_to_the_call(pipe: FacevoxPipeline, inputs, tmp_
     part = cache.select(rows)
     assert part.batch_size == 2 and torch.equal(part.slot_present, cache.slot_present[rows])
     assert cache.select(torch.arange(G)) is cache
+
+
+def test_a_plain_script_describes_each_person_from_their_first_face(pipe: FacevoxPipeline, inputs) -> None:
+    """The generic "a person" of a plain script becomes curation's description of the first face
+    photo (the training captions' words); not when faces are off, not where the caption says more."""
+    import numpy as np
+    from PIL import Image
+
+    from facevox.curate.captions import describe_subject
+    from facevox.curate.faces import appearance
+    from facevox.data.references import largest_face
+
+    req = _two(inputs)
+    subjects = pipe.check_inputs(req).caption["subjects"]
+    for s, p in zip(subjects, req.people, strict=True):
+        img = np.asarray(Image.open(p.faces[0]).convert("RGB"))
+        want = describe_subject(1, p.name, 0.5, 1, appearance(img, largest_face(img)))["appearance"]
+        assert s["appearance"] == want and want.startswith("a person with ")
+    assert [
+        s["appearance"] for s in pipe.check_inputs(_two(inputs, use_faces=False)).caption["subjects"]
+    ] == [
+        "a person",
+        "a person",
+    ]
+    caption, _ = structured_caption(req)
+    caption["subjects"][0]["appearance"] = "a tall person in a red coat"
+    kept = pipe.check_inputs(_two(inputs, script=caption)).caption["subjects"]
+    assert (
+        kept[0]["appearance"] == "a tall person in a red coat"
+        and kept[1]["appearance"] == subjects[1]["appearance"]
+    )

@@ -40,8 +40,8 @@ def face_reference(image: np.ndarray, size: int) -> Tensor:
     return torch.from_numpy(resized).permute(2, 0, 1).float() / 127.5 - 1.0
 
 
-def face_crop_from_photo(photo: np.ndarray, margin: float = 0.25, min_size: int = 24) -> np.ndarray:
-    """The largest face of an RGB photo, cropped as curation crops; ReferenceError if there is none."""
+def largest_face(photo: np.ndarray, min_size: int = 24) -> list[float]:
+    """The box ``x0, y0, x1, y1`` (pixels) of the largest face of an RGB photo; ReferenceError if none."""
     from facevox.recognisers.faces import detect_faces
 
     boxes = detect_faces(photo, min_size=min_size)
@@ -50,7 +50,12 @@ def face_crop_from_photo(photo: np.ndarray, margin: float = 0.25, min_size: int 
             "no face found in the image (Haar detector, frontal faces up to ~30 degrees of yaw)"
         )
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return np.ascontiguousarray(crop(photo, boxes[int(np.argmax(areas))].tolist(), margin))
+    return [float(x) for x in boxes[int(np.argmax(areas))]]
+
+
+def face_crop_from_photo(photo: np.ndarray, margin: float = 0.25, min_size: int = 24) -> np.ndarray:
+    """The largest face of an RGB photo, cropped as curation crops; ReferenceError if there is none."""
+    return np.ascontiguousarray(crop(photo, largest_face(photo, min_size), margin))
 
 
 def voice_reference(

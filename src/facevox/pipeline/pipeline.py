@@ -28,7 +28,8 @@ from torch import Tensor
 
 from facevox.alignment import Clock, ClockError, audio_latent_frames
 from facevox.config import ConfigError
-from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
+from facevox.curate.faces import appearance, crop
+from facevox.data.references import ReferenceError, face_reference, largest_face, voice_reference
 from facevox.diffusion.guidance import Guidance, GuidanceScales, TwoPassGuidance, combine
 from facevox.diffusion.path import resolution_shift
 from facevox.diffusion.samplers import SamplerConfig, sample
@@ -40,6 +41,7 @@ from facevox.pipeline.request import (
     GenerationRequest,
     RequestError,
     caption_text,
+    describe_people,
     frame_count,
     sidecar_media,
     structured_caption,
@@ -383,21 +385,29 @@ class FacevoxPipeline:
             )
         return frames, caption, turns
 
-    def _face_crops(self, req: GenerationRequest) -> list[list[np.ndarray]]:
-        out = []
+    def _face_crops(
+        self, req: GenerationRequest
+    ) -> tuple[list[list[np.ndarray]], list[dict[str, list[float]] | None]]:
+        """Per person, the aligned face crops of every photo, and the skin and hair colours of the
+        first (as curation measures them; None for a person without photos)."""
+        out, looks = [], []
         for p in req.people:
-            crops = []
+            crops: list[np.ndarray] = []
+            look = None
             for f in p.faces:
                 try:
                     img = np.asarray(Image.open(f).convert("RGB"))
                 except (UnidentifiedImageError, OSError) as e:
                     raise RequestError(f"person {p.name!r}: {f} is not a readable image ({e})") from e
                 try:
-                    crops.append(face_crop_from_photo(img))
+                    box = largest_face(img)
                 except ReferenceError as e:
                     raise RequestError(f"person {p.name!r}: {f}: {e}") from e
+                crops.append(np.ascontiguousarray(crop(img, box, 0.25)))
+                look = look or appearance(img, box)
             out.append(crops)
-        return out
+            looks.append(look)
+        return out, looks
 
     def _voices(self, req: GenerationRequest) -> list[Tensor]:
         out = []
@@ -454,13 +464,16 @@ class FacevoxPipeline:
         a :class:`RequestError` before anything heavy runs."""
         frames, caption, turns = self.check(req)
         height, width = self.size(req)
+        crops, looks = self._face_crops(req)
+        if req.use_faces and "subjects" in caption:  # a plain script's "a person": described from the faces
+            caption = describe_people(caption, looks)
         return CheckedRequest(
             frames=frames,
             height=height,
             width=width,
             caption=caption,
             turns=turns,
-            face_crops=self._face_crops(req),
+            face_crops=crops,
             voices=self._voices(req),
         )
 

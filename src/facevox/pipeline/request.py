@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facevox.codecs.tags import caption_tags, slot_ids, tag_roles
-from facevox.curate.captions import render
+from facevox.curate.captions import describe_subject, render
 
 
 class RequestError(ValueError):
@@ -242,7 +242,12 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
             "num_subjects": n,
         },
         "subjects": [
-            {"slot": k + 1, "person_id": p.name, "position": _POSITIONS[n][k], "appearance": "a person"}
+            {
+                "slot": k + 1,
+                "person_id": p.name,
+                "position": _POSITIONS[n][k],
+                "appearance": GENERIC_APPEARANCE,
+            }
             for k, p in enumerate(req.people)
         ],
         "speech": [
@@ -250,6 +255,23 @@ def structured_caption(req: GenerationRequest) -> tuple[dict[str, Any], list[dic
         ],
     }
     return caption, turns
+
+
+GENERIC_APPEARANCE = "a person"  # what a plain script's caption says of each person
+
+
+def describe_people(caption: dict[str, Any], looks: list[dict[str, list[float]] | None]) -> dict[str, Any]:
+    """``caption`` with each generic appearance ("a person") described as curation describes people
+    in the training captions ("a person with medium skin and dark red hair"), from ``looks[k]``: the
+    mean skin and hair RGB of person k's first face reference (:func:`facevox.curate.faces.appearance`;
+    None keeps the generic words). Appearances a caption already gives are kept."""
+    subjects = [
+        s
+        if s["appearance"] != GENERIC_APPEARANCE or look is None
+        else s | {"appearance": describe_subject(s["slot"], s["person_id"], 0.5, 1, look)["appearance"]}
+        for s, look in zip(caption["subjects"], looks, strict=True)
+    ]
+    return caption | {"subjects": subjects}
 
 
 def _number(x: Any) -> bool:
