@@ -45,7 +45,13 @@ def test_strategies_train_what_the_paper_says() -> None:
     # the from-scratch departure: a stage may train every parameter, FFNs included
     assert set(get_strategy("stage3").select(m, "all")) == base
     assert all(p.requires_grad for p in m.parameters())
-    with pytest.raises(ValueError, match="'paper' or 'all'"):
+    video = set(get_strategy("stage3").select(m, "video"))
+    paper = set(get_strategy("stage3").select(m))
+    assert (
+        paper < video < base and any("video.ffn." in n for n in video) and "video_head.proj.weight" in video
+    )
+    assert not any("audio.ffn." in n or n.startswith("audio_") for n in video)
+    with pytest.raises(ValueError, match="'paper', 'video' or 'all'"):
         get_strategy("stage3").select(m, "ffn")  # type: ignore[arg-type]
 
 

@@ -22,9 +22,9 @@ class TrainConfig:
     out: str = ""  # run folder (created, or resumed from its newest checkpoint)
     init: str = ""  # previous stage's run folder (its release/model) or a model folder; "" = random init
     strategy: str = "base"  # base | stage1 | stage2 | stage3 (see training/strategies.py)
-    # what a stage trains: "paper" (its attention, reference and identity weights; FFNs frozen) or
-    # "all" (every parameter, with the stage's references and noise: for a base trained from scratch)
-    stage_params: Literal["paper", "all"] = "paper"
+    # what a stage trains: "paper" (its attention, reference and identity weights; FFNs frozen), "video"
+    # (that and the whole video tower) or "all" (every parameter): for a base trained from scratch
+    stage_params: Literal["paper", "video", "all"] = "paper"
     size: str = "tiny"  # model size from facevox.models.registry
     # latent cells per video token (t, h, w); None = the size's. A video codec with half the spatial
     # stride keeps the size's token count with twice the patch, e.g. [1, 4, 4] for the x4 tiny codec

@@ -33,6 +33,7 @@ REF = r"blocks\.\d+\.(video|audio)\.ref\."  # W^(r)
 IDENTITY = r"identity\."  # W^(z)
 # the FFNs, the reference copies' too (``ref_params="copy"``): "Norm + FFN frozen in all stages"
 FFN = r"blocks\.\d+\.(video|audio)\.(ref\.)?ffn\."
+VIDEO_TOWER = r"(blocks\.\d+\.video\.|video_)"  # every video-tower parameter (stage_params="video")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,19 +43,30 @@ class Strategy:
     references: Literal["none", "self", "cross"]  # which references the sample feeds
     unimodal: bool  # denoise one modality per sample (the other is pure noise, no loss)
 
-    def select(self, model: nn.Module, params: Literal["paper", "all"] = "paper") -> list[str]:
+    def select(self, model: nn.Module, params: Literal["paper", "video", "all"] = "paper") -> list[str]:
         """Set ``requires_grad`` by the patterns; return the trainable names (FFNs never in stages).
 
-        ``params="all"`` trains every parameter with this stage's references and noise (our departure
-        for a base trained here from scratch: the paper freezes what a pretrained Ovi already renders,
-        and a tiny base with frozen FFNs cannot learn to draw a person it is shown; docs/results.md)."""
-        if params not in ("paper", "all"):
-            raise ValueError(f"stage parameters must be 'paper' or 'all', got {params!r}")
-        pats = [re.compile(p) for p in self.trainable] if params == "paper" else [re.compile(r".")]
+        ``params="all"`` trains every parameter with this stage's references and noise, ``"video"``
+        the paper's selection plus every parameter of the video tower (its FFNs, patch embedding and
+        head): our departure for a base trained here from scratch. The paper freezes what a pretrained
+        Ovi already renders; a tiny base with frozen FFNs cannot learn to draw a person it is shown
+        (docs/results.md)."""
+        if params not in ("paper", "video", "all"):
+            raise ValueError(f"stage parameters must be 'paper', 'video' or 'all', got {params!r}")
+        pats = [re.compile(p) for p in self.trainable]
+        if params == "all":
+            pats = [re.compile(r".")]
+        elif params == "video":
+            pats.append(re.compile(VIDEO_TOWER))
         names = []
         for name, p in model.named_parameters():
             train = any(pat.match(name) for pat in pats)
-            if self.name != "base" and params == "paper" and re.match(FFN, name):
+            if (
+                self.name != "base"
+                and params != "all"
+                and re.match(FFN, name)
+                and not (params == "video" and re.match(VIDEO_TOWER, name))
+            ):
                 train = False
             p.requires_grad_(train)
             if train:
