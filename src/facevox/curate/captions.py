@@ -87,8 +87,13 @@ def describe_subject(
         "slot": slot,
         "person_id": person_id,
         "position": position(x_centre, width),
-        "appearance": f"a person with {skin_tone(ap['skin'])} skin and {colour_name(ap['hair'])} hair",
+        "appearance": appearance_words(ap),
     }
+
+
+def appearance_words(ap: dict[str, list[float]]) -> str:
+    """ "a person with medium skin and dark red hair" from mean skin and hair RGB in [0, 1]."""
+    return f"a person with {skin_tone(ap['skin'])} skin and {colour_name(ap['hair'])} hair"
 
 
 _NUM = {1: "one person", 2: "two people", 3: "three people"}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from facevox.codecs.tags import caption_tags, slot_ids, tag_roles
-from facevox.curate.captions import describe_subject, render
+from facevox.curate.captions import appearance_words, render
 
 
 class RequestError(ValueError):
@@ -268,7 +268,7 @@ def describe_people(caption: dict[str, Any], looks: list[dict[str, list[float]] 
     subjects = [
         s
         if s["appearance"] != GENERIC_APPEARANCE or look is None
-        else s | {"appearance": describe_subject(s["slot"], s["person_id"], 0.5, 1, look)["appearance"]}
+        else s | {"appearance": appearance_words(look)}
         for s, look in zip(caption["subjects"], looks, strict=True)
     ]
     return caption | {"subjects": subjects}
