@@ -363,7 +363,11 @@ def _html(out: Path, report: dict[str, Any]) -> str:
             for d, lab in (("generated", "generated"), ("floor", "no references"), ("benchmark/real", "real"))
             if (out / d / mp4.name).is_file()
         )
+        side = mp4.with_suffix(".json")
+        asked = json.loads(side.read_text()).get("caption_text", "") if side.is_file() else ""
         vids += f"<tr><td>{html.escape(mp4.stem)}</td>{cells}</tr>"
+        if asked:  # the caption the model was given, tags and all
+            vids += f"<tr><td></td><td colspan='3'><small>{html.escape(asked)}</small></td></tr>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>facevox demo</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:2px 8px;border-bottom:1px solid #ddd}}</style>
 </head><body><h1>facevox demo</h1><p>Total {report["total_seconds"]} s. Held-out people only (never seen by any training); the
