@@ -74,6 +74,8 @@ def test_described_captions_follow_the_real_clip_and_keep_its_spans(world: Path,
         # the same lines at the same real spans as the plain script
         spans = [(n, t, round(a, 2), round(b, 2)) for n, t, a, b in parse_script(r.script)]
         assert [(x["name"], x["text"], round(x["start"], 2), round(x["end"], 2)) for x in turns] == spans
+        real = json.loads((tmp_path / "described" / "real" / f"{r.name}.json").read_text())
+        assert real["caption"] == d.script and "<REF_1_S>a person with " in real["caption_text"]
         # the background is the real clip's, named as curation names it
         frame = read_av(world / "videos" / f"{r.name}.mp4").video[12]
         assert caption["scene"]["background"] == colour_name(list(scene_stats(frame)["background_rgb"]))

@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from facevox.curate.captions import describe_scene, describe_subject
+from facevox.curate.captions import describe_scene, describe_subject, render
 from facevox.curate.faces import appearance, crop
 from facevox.curate.shots import scene_stats
 from facevox.io.atomic import atomic_write_json, atomic_write_text
@@ -187,8 +187,8 @@ def build_benchmark(
                 "height": g["height"],
                 "references_used": {"faces": True, "voices": True},
                 "people": [{k: v for k, v in p.items() if k != "name"} | {"name": p["name"]} for p in people],
-                "caption": {},
-                "caption_text": "",
+                "caption": script if isinstance(script, dict) else {},
+                "caption_text": render(script) if isinstance(script, dict) else "",
                 "turns": turns,
             },
         )
