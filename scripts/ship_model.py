@@ -87,6 +87,17 @@ def ship_video_codec(folder: Path, world_cfg: dict, commit: str) -> None:
 IDENTITY_STAGES = ("identity_self", "identity_cross", "identity_cross2")
 
 
+def check_continues_shipped(cfg: dict, provenance: dict, what: str) -> dict:
+    """A run's resolved config must start from the shipped model and train on shards of its codecs;
+    returns the shards' encode.json."""
+    if Path(cfg["init"]).resolve() != DEST.resolve():
+        raise SystemExit(f"{what} started from {cfg['init']}, not from the shipped model {DEST}")
+    encode = json.loads((Path(cfg["data"]) / "encode.json").read_text())
+    if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
+        raise SystemExit(f"{cfg['data']} was encoded with other codecs than the shipped model's")
+    return encode
+
+
 def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
     """Ship the identity phase's last run, appending the phase to the shipped PROVENANCE.json."""
     runs = [s for s in IDENTITY_STAGES if (train / s / "config.yaml").is_file()]
@@ -99,14 +110,7 @@ def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
         raise SystemExit(f"no finished identity phase at {release}")
     provenance = json.loads((DEST / "PROVENANCE.json").read_text())
     first = yaml.safe_load((train / IDENTITY_STAGES[0] / "config.yaml").read_text())
-    if Path(first["init"]).resolve() != DEST.resolve():
-        raise SystemExit(
-            f"the identity phase started from {first['init']}, not from the shipped model {DEST}"
-        )
-    shards = Path(first["data"])
-    encode = json.loads((shards / "encode.json").read_text())
-    if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
-        raise SystemExit(f"{shards} was encoded with other codecs than the shipped model's")
+    encode = check_continues_shipped(first, provenance, "the identity phase")
     if "identity_phase" in provenance:  # the phase shipped again: its earlier records are replaced
         provenance["stages"] = provenance["stages"][: -len(provenance["identity_phase"]["runs"])]
     provenance["stages"] += [stage_record(train / s) for s in runs]
@@ -137,11 +141,7 @@ def ship_added_run(train: Path, name: str, commit: str) -> None:
         raise SystemExit(
             "the shipped model has no identity phase to continue (ship it with --identity-phase)"
         )
-    if Path(cfg["init"]).resolve() != DEST.resolve():
-        raise SystemExit(f"{run} started from {cfg['init']}, not from the shipped model {DEST}")
-    encode = json.loads((Path(cfg["data"]) / "encode.json").read_text())
-    if encode["codec_fingerprints"] != provenance["codec_fingerprints"]:
-        raise SystemExit(f"{cfg['data']} was encoded with other codecs than the shipped model's")
+    check_continues_shipped(cfg, provenance, str(run))
     if name in phase["runs"]:  # shipped again: drop its earlier record (it is the last one)
         if phase["runs"][-1] != name:
             raise SystemExit(f"{name} is shipped already and is not the last run; ship from its successor")

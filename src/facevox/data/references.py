@@ -53,9 +53,14 @@ def largest_face(photo: np.ndarray, min_size: int = 24) -> list[float]:
     return [float(x) for x in boxes[int(np.argmax(areas))]]
 
 
+def face_crop_at(photo: np.ndarray, box: list[float], margin: float = 0.25) -> np.ndarray:
+    """The face at ``box`` of an RGB photo, cropped as curation crops (the box grown by ``margin``)."""
+    return np.ascontiguousarray(crop(photo, box, margin))
+
+
 def face_crop_from_photo(photo: np.ndarray, margin: float = 0.25, min_size: int = 24) -> np.ndarray:
     """The largest face of an RGB photo, cropped as curation crops; ReferenceError if there is none."""
-    return np.ascontiguousarray(crop(photo, largest_face(photo, min_size), margin))
+    return face_crop_at(photo, largest_face(photo, min_size), margin)
 
 
 def voice_reference(

@@ -159,7 +159,8 @@ def build_benchmark(
             f"[{t['name']} {t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns
         )
         if caption == "described":
-            script = described_caption(g, clip.video[min(n, len(clip.video)) // 2], n // 2, people, turns)
+            mid = min(n, len(clip.video)) // 2  # the middle frame of the clip's window
+            script = described_caption(g, clip.video[mid], mid, people, turns)
         requests.append(
             {
                 "name": name,

@@ -28,8 +28,14 @@ from torch import Tensor
 
 from facevox.alignment import Clock, ClockError, audio_latent_frames
 from facevox.config import ConfigError
-from facevox.curate.faces import appearance, crop
-from facevox.data.references import ReferenceError, face_reference, largest_face, voice_reference
+from facevox.curate.faces import appearance
+from facevox.data.references import (
+    ReferenceError,
+    face_crop_at,
+    face_reference,
+    largest_face,
+    voice_reference,
+)
 from facevox.diffusion.guidance import Guidance, GuidanceScales, TwoPassGuidance, combine
 from facevox.diffusion.path import resolution_shift
 from facevox.diffusion.samplers import SamplerConfig, sample
@@ -403,7 +409,7 @@ class FacevoxPipeline:
                     box = largest_face(img)
                 except ReferenceError as e:
                     raise RequestError(f"person {p.name!r}: {f}: {e}") from e
-                crops.append(np.ascontiguousarray(crop(img, box, 0.25)))
+                crops.append(face_crop_at(img, box))
                 look = look or appearance(img, box)
             out.append(crops)
             looks.append(look)

@@ -34,6 +34,7 @@ IDENTITY = r"identity\."  # W^(z)
 # the FFNs, the reference copies' too (``ref_params="copy"``): "Norm + FFN frozen in all stages"
 FFN = r"blocks\.\d+\.(video|audio)\.(ref\.)?ffn\."
 VIDEO_TOWER = r"(blocks\.\d+\.video\.|video_)"  # every video-tower parameter (stage_params="video")
+AUDIO_FFN = r"blocks\.\d+\.audio\.(ref\.)?ffn\."  # what stage_params="video" keeps frozen
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,20 +55,17 @@ class Strategy:
         if params not in ("paper", "video", "all"):
             raise ValueError(f"stage parameters must be 'paper', 'video' or 'all', got {params!r}")
         pats = [re.compile(p) for p in self.trainable]
+        frozen: str | None = FFN  # never trained by a stage, whatever the patterns say
         if params == "all":
-            pats = [re.compile(r".")]
+            pats, frozen = [re.compile(r".")], None
         elif params == "video":
             pats.append(re.compile(VIDEO_TOWER))
+            frozen = AUDIO_FFN
+        if self.name == "base":
+            frozen = None
         names = []
         for name, p in model.named_parameters():
-            train = any(pat.match(name) for pat in pats)
-            if (
-                self.name != "base"
-                and params != "all"
-                and re.match(FFN, name)
-                and not (params == "video" and re.match(VIDEO_TOWER, name))
-            ):
-                train = False
+            train = any(pat.match(name) for pat in pats) and not (frozen and re.match(frozen, name))
             p.requires_grad_(train)
             if train:
                 names.append(name)
