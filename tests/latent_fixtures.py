@@ -93,3 +93,56 @@ def write_shards(folder: Path, *, train: int = 12, heldout: int = 4, people: int
     write_null_caption(folder, torch.zeros(2, E).half(), torch.tensor([True, False]))
     (folder / "fixture.json").write_text(json.dumps({"seed": seed}))
     return folder
+
+
+def write_photo_shards(folder: Path, *, photos: int = 8, people: int = 4, seed: int = 1) -> Path:
+    """One-frame, silent samples in the ``facevox encode-photos`` format (``meta["modality"] ==
+    "video"``, voice references masked), same channels and caption width as :func:`write_shards`."""
+    g = torch.Generator().manual_seed(seed)
+    looks = torch.randn(people, C, 1, H, W, generator=g)
+    entries = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(photos):
+        p = i % people
+        s = LatentSample(
+            sample_id=f"ph{i:03d}",
+            video_mean=looks[p] + 0.3 * torch.randn(C, 1, H, W, generator=g),
+            video_std=torch.full((C, 1, H, W), 0.05),
+            audio_mean=torch.zeros(2, CA),
+            audio_std=torch.full((2, CA), 0.05),
+            caption=torch.randn(L, E, generator=g).half(),
+            caption_mask=torch.ones(L, dtype=torch.bool),
+            caption_slot_ids=torch.tensor([-1, 0, -1, -1, -1, -1]),
+            slot_ids=torch.arange(1),
+            face_refs=looks[p].expand(1, 2, C, 1, H, W) + 0.2 * torch.randn(1, 2, C, 1, H, W, generator=g),
+            face_refs_mask=torch.ones(1, 2, dtype=torch.bool),
+            voice_refs=torch.zeros(1, 1, CA),
+            voice_refs_mask=torch.zeros(1, 1, dtype=torch.bool),
+            face_refs_self=looks[p].expand(1, 1, C, 1, H, W).clone(),
+            face_refs_self_mask=torch.ones(1, 1, dtype=torch.bool),
+            voice_refs_self=torch.zeros(1, 1, CA),
+            voice_refs_self_mask=torch.zeros(1, 1, dtype=torch.bool),
+            meta={
+                "person_ids": [f"q{p}"],
+                "split": "train",
+                "modality": "video",
+                "face_boxes": [[0.3, 0.2, 0.7, 0.8]],
+                "caption": {"speech": []},
+            },
+        )
+        write_sample(folder / "samples" / f"{s.sample_id}.safetensors", s)
+        entries.append(
+            IndexEntry(
+                sample_id=s.sample_id,
+                file=f"samples/{s.sample_id}.safetensors",
+                split="train",
+                num_slots=1,
+                person_ids=s.meta["person_ids"],
+                video_shape=[C, 1, H, W],
+                audio_frames=2,
+                duration=0.0,
+            )
+        )
+    write_index(folder, entries)
+    write_null_caption(folder, torch.zeros(2, E).half(), torch.tensor([True, False]))
+    return folder

@@ -21,6 +21,10 @@ VERBS: dict[str, tuple[str, str]] = {
     "train-codec": ("facevox.codecs.cli", "train a tiny video or audio codec on a folder of mp4s"),
     "curate": ("facevox.curate.cli", "curate raw talking videos into identity-annotated training samples"),
     "encode": ("facevox.data.cli", "encode curated samples into latent shards for training"),
+    "encode-photos": (
+        "facevox.data.photos_cli",
+        "encode an identity-labelled photo set into one-frame latent shards (joint image training)",
+    ),
     "train": ("facevox.training.cli", "train one stage of the dual-tower DiT on latent shards"),
     "generate": (
         "facevox.pipeline.cli",

@@ -173,27 +173,27 @@ def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
     return torch.from_numpy(small).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
 
 
-def _frame_fractions(box: Sequence[float], shape: tuple[int, ...]) -> list[float]:
+def frame_fractions(box: Sequence[float], shape: tuple[int, ...]) -> list[float]:
     """A pixel box (x0, y0, x1, y1) of a (H, W, 3) frame -> the same box in fractions of the frame."""
     h, w = shape[:2]
     x0, y0, x1, y1 = (float(v) for v in box)
     return [round(min(max(v, 0.0), 1.0), 4) for v in (x0 / w, y0 / h, x1 / w, y1 / h)]
 
 
-def _encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, S) -> mean, std of (n, Ca), on the CPU."""
-    d = codecs.audio.encode(audio.unsqueeze(0).to(_device(codecs.audio)))  # (1, Ca, n)
+    d = codecs.audio.encode(audio.unsqueeze(0).to(module_device(codecs.audio)))  # (1, Ca, n)
     return d.mean[0].T.contiguous().cpu(), d.std[0].T.contiguous().cpu()
 
 
-def _device(module: torch.nn.Module) -> torch.device:
+def module_device(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
 _D = TypeVar("_D")
 
 
-def _on_cpu(x: _D) -> _D:
+def on_cpu(x: _D) -> _D:
     """A LatentDist or TextEncoding with every tensor on the CPU (shards are written from there)."""
     fields = {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}  # type: ignore[arg-type]
     return dataclasses.replace(x, **{k: v.cpu() for k, v in fields.items() if isinstance(v, torch.Tensor)})  # type: ignore[type-var]
@@ -216,12 +216,14 @@ class _Encoder:
     def face_latents(self, images: list[np.ndarray]) -> torch.Tensor:
         """(V, C, 1, h, w) latent means of face crops."""
         x = torch.stack([face_reference(im, self.cfg.face_size) for im in images])  # (V, 3, S, S)
-        return self.c.video.encode_image(x.to(_device(self.c.video))).mean.cpu()
+        return self.c.video.encode_image(x.to(module_device(self.c.video))).mean.cpu()
 
     def voice_latents(self, audio: np.ndarray) -> torch.Tensor:
         """(Tr, Ca) latent means of a voice clip."""
         wav = voice_reference(audio, 16_000, self.cfg.voice_seconds)
-        return self.c.audio.encode(wav.unsqueeze(0).to(_device(self.c.audio))).mean[0].T.contiguous().cpu()
+        return (
+            self.c.audio.encode(wav.unsqueeze(0).to(module_device(self.c.audio))).mean[0].T.contiguous().cpu()
+        )
 
     def window(self, rec: dict[str, Any], f0: int, wid: str, split: str) -> LatentSample:
         cfg = self.cfg
@@ -230,14 +232,14 @@ class _Encoder:
         if av.video.shape[0] < f0 + T:
             raise MediaError(f"{rec['video_path']} has {av.video.shape[0]} frames, the window needs {f0 + T}")
         fps, sr = float(rec["fps"]), 16_000
-        clip = video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height).to(_device(self.c.video))
-        video = _on_cpu(self.c.video.encode(clip))
+        clip = video_tensor(av.video[f0 : f0 + T], cfg.width, cfg.height).to(module_device(self.c.video))
+        video = on_cpu(self.c.video.encode(clip))
         a0 = round(f0 / fps * sr)
         n = round(T / fps * sr)
         seg = np.zeros(n, np.float32)
         part = av.audio[a0 : a0 + n]
         seg[: part.shape[0]] = part
-        am, asd = _encode_audio(self.c, torch.from_numpy(seg).unsqueeze(0))
+        am, asd = encode_audio(self.c, torch.from_numpy(seg).unsqueeze(0))
         t0, t1 = f0 / fps, (f0 + T) / fps
 
         subjects = sorted(rec["subjects"], key=lambda s: s["slot"])
@@ -291,7 +293,7 @@ class _Encoder:
             if t["end"] > t0 and t["start"] < t1
         ]
         text = render(caption)
-        enc = _on_cpu(self.c.text.encode([text]))
+        enc = on_cpu(self.c.text.encode([text]))
         L = int(enc.mask[0].sum())
         return LatentSample(
             sample_id=wid,
@@ -323,7 +325,7 @@ class _Encoder:
                 "caption": caption,
                 # each person's face box (x0, y0, x1, y1) as fractions of the frame, slot order: the
                 # region a face-weighted loss and the face-region metrics look at
-                "face_boxes": [_frame_fractions(s["box"], mid.shape) for s in subjects],
+                "face_boxes": [frame_fractions(s["box"], mid.shape) for s in subjects],
             },
         )
 
@@ -467,7 +469,7 @@ def encode(
     for tmp in partial_writes(out) + partial_writes(out / "samples"):  # a killed run's half-written files
         tmp.unlink(missing_ok=True)
     write_resolved(cfg, out)
-    null = _on_cpu(codecs.text.encode([""]))
+    null = on_cpu(codecs.text.encode([""]))
     n0 = int(null.mask[0].sum())
     write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
     entries: list[IndexEntry] = []

@@ -50,6 +50,9 @@ class LatentBatch:
     # (B, K, 4) each group's face box (x0, y0, x1, y1) in fractions of the frame; NaN where the shard
     # has none (shards encoded before boxes were written, padding groups)
     face_boxes: Tensor | None = None
+    # (B,) bool: samples with no sound (photos, ``meta["modality"] == "video"``): training gives their
+    # audio stream pure noise and no loss; None = every sample has both streams
+    video_only: Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -133,26 +136,37 @@ def collate(samples: Sequence[LatentSample]) -> LatentBatch:
         voice_refs_self_mask=vrsm,
         turns=[window_turns(s.meta) for s in samples],
         face_boxes=torch.stack([_pad_to(window_face_boxes(s), (K,), float("nan")) for s in samples]),
+        video_only=torch.tensor([s.meta.get("modality") == "video" for s in samples]),
     )
 
 
 class LatentDataset:
-    """The samples of one shard folder, optionally restricted to some splits."""
+    """The samples of one shard folder (and of ``extra`` folders after it: photo shards joining clip
+    shards), optionally restricted to some splits. ``folder`` names the first; ``path(i)`` a sample's file."""
 
-    def __init__(self, folder: str | Path, splits: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, folder: str | Path, splits: Sequence[str] | None = None, extra: Sequence[str | Path] = ()
+    ) -> None:
         self.folder = Path(folder)
-        entries = read_index(self.folder)
-        if splits is not None:
-            entries = [e for e in entries if e.split in splits]
-        if not entries:
-            raise ShardError(f"{self.folder}: no samples in splits {list(splits or [])}")
-        self.entries: list[IndexEntry] = entries
+        self.entries: list[IndexEntry] = []
+        self._folders: list[Path] = []
+        for f in (self.folder, *map(Path, extra)):
+            entries = read_index(f)
+            if splits is not None:
+                entries = [e for e in entries if e.split in splits]
+            if not entries:
+                raise ShardError(f"{f}: no samples in splits {list(splits or [])}")
+            self.entries += entries
+            self._folders += [f] * len(entries)
 
     def __len__(self) -> int:
         return len(self.entries)
 
+    def path(self, i: int) -> Path:
+        return self._folders[i] / self.entries[i].file
+
     def __getitem__(self, i: int) -> LatentSample:
-        return read_sample(self.folder / self.entries[i].file)
+        return read_sample(self.path(i))
 
     def batch(self, indices: Sequence[int]) -> LatentBatch:
         return collate([self[i] for i in indices])
@@ -224,3 +238,43 @@ class BucketSampler:
         if state["seed"] != self.seed:
             raise ValueError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+class MixedSampler:
+    """Batches of two bucket samplers over one dataset (clip windows first, then photos at
+    ``offset``): each batch comes from the second with probability ``share``, drawn from
+    ``(seed, batch number)`` so a state of the two samplers' states and a counter resumes it exactly."""
+
+    def __init__(
+        self, first: BucketSampler, second: BucketSampler, share: float, offset: int, seed: int = 0
+    ) -> None:
+        if not 0 < share < 1:
+            raise ValueError(f"the second sampler's share of batches must be in (0, 1), got {share}")
+        self.first, self.second, self.share, self.offset, self.seed = first, second, share, offset, seed
+        self.count = 0
+        self.dropped = first.dropped + second.dropped
+
+    def __next__(self) -> list[int]:
+        second = np.random.default_rng([self.seed, 7, self.count]).random() < self.share
+        self.count += 1
+        return [self.offset + i for i in next(self.second)] if second else next(self.first)
+
+    def __iter__(self) -> MixedSampler:
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "first": self.first.state_dict(),
+            "second": self.second.state_dict(),
+            "count": self.count,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "first" not in state:
+            raise ValueError("this sampler state was saved by a run without photos; resume it without photos")
+        if state["seed"] != self.seed:
+            raise ValueError(f"sampler state was saved with seed {state['seed']}, this run uses {self.seed}")
+        self.first.load_state_dict(state["first"])
+        self.second.load_state_dict(state["second"])
+        self.count = int(state["count"])

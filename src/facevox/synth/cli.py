@@ -19,6 +19,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="world seed (default 0)")
     p.add_argument("--workers", type=int, help="parallel processes (default 2)")
     p.add_argument(
+        "--photos",
+        type=int,
+        metavar="VIEWS",
+        help="instead of clips, photograph every person VIEWS times: an identity-labelled photo set "
+        "for joint image training (`facevox encode-photos`)",
+    )
+    p.add_argument(
         "--measure-bars",
         action="store_true",
         help="after generation, measure the face/voice recogniser bars and write bars.json",
@@ -44,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
     )
+    if args.photos is not None:
+        from facevox.synth.photos import generate_photos
+
+        generate_photos(cfg, out, views=args.photos)
+        return 0
     stats = generate_world(cfg, out)
     log.info(
         "%d clips in %.1f s (%.2f clips/s on %d workers)",

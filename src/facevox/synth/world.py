@@ -36,17 +36,18 @@ from facevox.synth.voice import sample_voice
 log = logging.getLogger(__name__)
 
 
-def _rng(seed: int, *key: int) -> np.random.Generator:
+def world_rng(seed: int, *key: int) -> np.random.Generator:
+    """The generator of one part of a world: keys 0 split, 1 people, 2 casting, 3 clips, 5 photos."""
     return np.random.default_rng(np.random.SeedSequence([seed, *key]))
 
 
 def make_people(cfg: SynthConfig) -> list[Person]:
     """Draw identities; the last ``heldout_people`` of a seeded shuffle are held out."""
-    order = _rng(cfg.seed, 0).permutation(cfg.num_people)
+    order = world_rng(cfg.seed, 0).permutation(cfg.num_people)
     heldout = set(order[cfg.num_people - cfg.heldout_people :].tolist())
     people = []
     for i in range(cfg.num_people):
-        rng = _rng(cfg.seed, 1, i)
+        rng = world_rng(cfg.seed, 1, i)
         people.append(
             Person(f"p{i:04d}", "heldout" if i in heldout else "train", sample_face(rng), sample_voice(rng))
         )
@@ -55,7 +56,7 @@ def make_people(cfg: SynthConfig) -> list[Person]:
 
 def cast_clips(cfg: SynthConfig, people: list[Person]) -> list[tuple[str, str, list[int]]]:
     """(clip_id, split, person indices) per clip; people are spread evenly over their split's clips."""
-    rng = _rng(cfg.seed, 2)
+    rng = world_rng(cfg.seed, 2)
     n_held = round(cfg.num_clips * cfg.heldout_clip_fraction) if cfg.num_clips > 1 else 0
     splits = ["heldout"] * n_held + ["train"] * (cfg.num_clips - n_held)
     splits = [splits[i] for i in rng.permutation(len(splits))]
@@ -77,7 +78,7 @@ def cast_clips(cfg: SynthConfig, people: list[Person]) -> list[tuple[str, str, l
 def _make_clip(
     cfg: SynthConfig, index: int, clip_id: str, split: str, people: list[Person], out_dir: str
 ) -> dict[str, Any]:
-    rng = _rng(cfg.seed, 3, index)
+    rng = world_rng(cfg.seed, 3, index)
     plan = plan_clip(clip_id, split, people, cfg, rng)
     frames, audio, gt_people = render_clip(plan, cfg, rng)
     out = Path(out_dir)

@@ -20,6 +20,10 @@ class ParallelConfig:
 class TrainConfig:
     data: str = ""  # shard folder written by `facevox encode`
     out: str = ""  # run folder (created, or resumed from its newest checkpoint)
+    # a photo shard folder (`facevox encode-photos`): one-frame, silent samples of many more people that
+    # join the clip windows (joint image training); photo_share of the batches come from it
+    photos: str = ""
+    photo_share: float = 0.5
     init: str = ""  # previous stage's run folder (its release/model) or a model folder; "" = random init
     strategy: str = "base"  # base | stage1 | stage2 | stage3 (see training/strategies.py)
     # what a stage trains: "paper" (its attention, reference and identity weights; FFNs frozen), "video"
@@ -64,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"video_patch must be three positive integers (t, h, w), got {self.video_patch}")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ValueError("steps, batch_size and grad_accum must be >= 1")
+        if self.photos and not 0 < self.photo_share < 1:
+            raise ValueError(f"photo_share must be in (0, 1), got {self.photo_share}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -222,11 +222,16 @@ def build_inputs(
         sa = sv.clone()
     wv = torch.full((B,), cfg.video_weight, device=dev)
     wa = torch.full((B,), cfg.audio_weight, device=dev)
+    silent = batch.video_only if batch.video_only is not None else torch.zeros(B, dtype=torch.bool)
+    silent = silent.to(dev)
     if strategy.unimodal:  # one stream per sample; the other is pure noise and carries no loss
-        video_turn = d.rand() < 0.5
+        video_turn = (d.rand() < 0.5) | silent
         sv = torch.where(video_turn, sv, torch.ones_like(sv))
         sa = torch.where(video_turn, torch.ones_like(sa), sa)
         wv, wa = wv * video_turn, wa * ~video_turn
+    elif bool(silent.any()):  # photos: no sound to learn, so their audio is pure noise without loss
+        sa = torch.where(silent, torch.ones_like(sa), sa)
+        wa = wa * ~silent
     nv = d.randn(x0v.shape)
     na = d.randn(x0a.shape)
     # 3. condition dropout (drawn even when unused, to keep each generator's stream fixed)

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from facevox.config import to_dict, write_resolved
 from facevox.data.encode import shards_clock
-from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset
-from facevox.data.shards import read_null_caption, read_sample
+from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset, MixedSampler
+from facevox.data.shards import IndexEntry, read_null_caption, read_sample
 from facevox.devices import DeviceError, check_device
 from facevox.io.atomic import atomic_write_json
 from facevox.models import DualTowerDiT, get_config
@@ -60,7 +60,7 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
     clock = shards_clock(ds.folder) if base.clock is not None else None
     if clock is not None:
         base = dataclasses.replace(base, clock=clock, rope_time_scale=clock.rope_time_scale)
-    s = read_sample(ds.folder / ds.entries[0].file)
+    s = read_sample(ds.path(0))
     patch: tuple[int, int, int] = (
         (int(cfg.video_patch[0]), int(cfg.video_patch[1]), int(cfg.video_patch[2]))
         if cfg.video_patch
@@ -144,6 +144,29 @@ def check_codecs(cfg: TrainConfig, data: Path) -> None:
         raise TrainError(
             f"init={cfg.init} was trained on latents of codecs {model}, the shards in {data} were encoded "
             f"with {shards}: re-encode with the model's codecs or train from other weights"
+        )
+
+
+def check_joins(data: Path, photos: Path) -> None:
+    """TrainError unless the photo shards in ``photos`` can train with the shards in ``data``: the same
+    codecs, text encoder and clock (``facevox encode-photos --fps`` the clips' frame rate). What the
+    clip folder does not record (shards written before ``encode.json`` held it) is not compared."""
+    enc = photos / "encode.json"
+    if not enc.is_file():
+        raise TrainError(f"photos={photos} has no encode.json: write it with `facevox encode-photos`")
+    have = json.loads(enc.read_text())
+    want = json.loads((data / "encode.json").read_text()) if (data / "encode.json").is_file() else {}
+    for key in ("codec_fingerprints", "text_encoder"):
+        if want.get(key) is not None and have.get(key) != want[key]:
+            raise TrainError(
+                f"photos={photos} cannot train with the shards in {data}: their {key} differ "
+                f"({have.get(key)} vs {want[key]}); encode the photos with the clips' codecs and text encoder"
+            )
+    a, b = shards_clock(data), shards_clock(photos)
+    if a is not None and (b is None or not a.same_as(b)):
+        raise TrainError(
+            f"photos={photos} are on the clock {b.describe() if b else 'unknown'}, the shards in {data} on "
+            f"{a.describe()}: encode the photos with --fps {a.fps:g} and the clips' codecs"
         )
 
 
@@ -403,10 +426,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     torch.use_deterministic_algorithms(cfg.deterministic)
     out, data = Path(cfg.out), Path(cfg.data)
     strategy = get_strategy(cfg.strategy)
-    ds = LatentDataset(data, splits=[cfg.train_split])
+    extra = [Path(cfg.photos)] if cfg.photos else []
+    ds = LatentDataset(data, splits=[cfg.train_split], extra=extra)
+    n_clips = len(ds) - (len(LatentDataset(cfg.photos, splits=[cfg.train_split])) if cfg.photos else 0)
     null = read_null_caption(data)
     mcfg = model_config_for(cfg, ds)
     check_codecs(cfg, data)
+    for folder in extra:
+        check_joins(data, folder)
     model = build_model(cfg, mcfg, device).to(device)
     turns = turn_inputs(mcfg)
     names = strategy.select(model, cfg.stage_params)
@@ -416,14 +443,23 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     model = parallelize(model, dataclasses.replace(cfg.parallel, bf16=bf16), env, device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    sampler = BucketSampler(
-        ds.entries,
-        cfg.batch_size,
-        seed=cfg.seed,
-        rank=env.rank,
-        world=env.world,
-        bucket_by_slots=cfg.bucket_by_slots,
-    )
+
+    def bucket_sampler(entries: list[IndexEntry]) -> BucketSampler:
+        return BucketSampler(
+            entries,
+            cfg.batch_size,
+            seed=cfg.seed,
+            rank=env.rank,
+            world=env.world,
+            bucket_by_slots=cfg.bucket_by_slots,
+        )
+
+    clip_sampler = bucket_sampler(ds.entries[:n_clips])
+    sampler: BucketSampler | MixedSampler = clip_sampler
+    if cfg.photos:
+        sampler = MixedSampler(
+            clip_sampler, bucket_sampler(ds.entries[n_clips:]), cfg.photo_share, offset=n_clips, seed=cfg.seed
+        )
     trainable = dict(model.named_parameters())
     ema = {n: trainable[n].detach().clone().float() for n in names}
 
