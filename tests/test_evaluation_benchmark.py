@@ -41,6 +41,7 @@ def test_benchmark_uses_only_heldout_people_and_other_clips(world: Path, tmp_pat
         for line in (world / "ground_truth" / "people.jsonl").read_text().splitlines()
     }
     reqs = read_requests(tmp_path / "requests.jsonl")  # also checks every reference file exists
+    assert [r.seed for r in reqs] == list(range(len(reqs)))  # one seed per request: no shared noise layout
     for r in reqs:
         assert {people[p.person_id] for p in r.people} == {"heldout"}
         lines = parse_script(r.script)

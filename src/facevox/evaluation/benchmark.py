@@ -6,7 +6,7 @@ ground-truth box grown as curation grows it) and a voice reference cut from thei
 clip. Then
 
 - ``requests.jsonl``: one generation request per clip for ``facevox generate --requests``: the
-  ground-truth lines of the clip's first ``duration`` seconds with their real spans, a fixed seed,
+  ground-truth lines of the clip's first ``duration`` seconds with their real spans, seed ``seed + i`` for the i-th request,
   and (``caption="described"``, the default) the structured caption a user of the paper's format
   writes, described from the real clip's middle frame by curation's own functions: shot, lighting,
   background colour, and each person's place and skin and hair colours (as the training captions
@@ -164,7 +164,9 @@ def build_benchmark(
         requests.append(
             {
                 "name": name,
-                "seed": seed,
+                # one seed per request (the release's "seed = 103 + prompt index"): one seed for all
+                # gave every one-person request the same noise, hence the same layout
+                "seed": seed + len(requests),
                 "duration": duration,
                 "script": script,
                 "people": [{k: v for k, v in p.items() if k != "slot"} for p in people],
