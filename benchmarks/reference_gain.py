@@ -44,6 +44,8 @@ def gains(model: DualTowerDiT, validator: Validator) -> dict[str, float]:
         "video": val["val_video"],
         "audio": val["val_audio"],
         "face_gain": val["ref_gain_video"],
+        # the same inside the face boxes (NaN for shards without boxes)
+        "face_region_gain": val.get("ref_gain_video_face", float("nan")),
         "voice_gain": val["ref_gain_audio"],
         "text_gain_video": tv - val["val_video"],
         "text_gain_audio": ta - val["val_audio"],
@@ -75,7 +77,7 @@ def main() -> None:
     }
     rows = []
     print(
-        f"{'model':<28} {'split':<8} {'refs':<5} {'video':>7} {'audio':>7} {'face':>8} {'voice':>8}"
+        f"{'model':<28} {'split':<8} {'refs':<5} {'video':>7} {'audio':>7} {'face':>8} {'in box':>8} {'voice':>8}"
         f" {'text(v)':>8} {'text(a)':>8}"
     )
     for m in args.models:
@@ -88,7 +90,7 @@ def main() -> None:
             rows.append({"model": m, "split": split, "references": kind, **g})
             print(
                 f"{m[-28:]:<28} {split:<8} {kind:<5} {g['video']:7.4f} {g['audio']:7.4f} {g['face_gain']:+8.4f}"
-                f" {g['voice_gain']:+8.4f} {g['text_gain_video']:+8.4f} {g['text_gain_audio']:+8.4f}",
+                f" {g['face_region_gain']:+8.4f} {g['voice_gain']:+8.4f} {g['text_gain_video']:+8.4f} {g['text_gain_audio']:+8.4f}",
                 flush=True,
             )
     if args.json:

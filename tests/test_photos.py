@@ -209,3 +209,16 @@ def test_training_with_photos_trains_both_kinds_and_refuses_other_codecs(tmp_pat
         train(_train_cfg(clips, photos, tmp_path / "run2"), progress=False)
     with pytest.raises(ValueError, match="photo_share"):
         _train_cfg(clips, photos, tmp_path / "run3", photo_share=0.0)
+
+
+def test_cli_photo_set_then_encode(codecs: tuple[Path, Path], tmp_path: Path) -> None:
+    from facevox.cli import main
+
+    photos, shards = tmp_path / "photos", tmp_path / "shards"
+    args = ["synth", "--photos", "2", "--out", str(photos), "--num-people", "3", "--heldout-people", "1"]
+    assert main([*args, "--seed", "2", "--workers", "1", "width=160", "height=120"]) == 0
+    assert len(list((photos / "photos").glob("*/*.png"))) == 6
+    enc = [f"video_codec={codecs[0]}", f"audio_codec={codecs[1]}", "width=64", "height=48", "face_size=32"]
+    assert main(["encode-photos", str(photos), "--out", str(shards), *enc]) == 0
+    assert json.loads((shards / "encode.json").read_text())["kind"] == "photos"
+    assert main(["encode-photos", str(tmp_path / "nothing"), "--out", str(tmp_path / "x"), *enc]) == 2

@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # request, shard and model errors: a clear message, no traceback
         log.error("%s: %s", type(err).__name__, err)
         return 2
+    except (
+        RuntimeError
+    ) as err:  # facevox's own (EncodeError, TrainError, CheckpointError, ...): said, no traceback
+        if not type(err).__module__.startswith("facevox."):
+            raise
+        log.error("%s: %s", type(err).__name__, err)
+        return 2
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

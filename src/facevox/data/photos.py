@@ -73,6 +73,10 @@ PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 def photo_people(photo_dir: Path) -> dict[str, list[Path]]:
     """Person id -> their photos (sorted), from ``photo_dir/photos/*/`` or ``photo_dir/*/``."""
+    if not photo_dir.is_dir():
+        raise EncodeError(
+            f"{photo_dir} is not a folder: give a photo set (`facevox synth --photos VIEWS --out DIR`)"
+        )
     root = photo_dir / "photos" if (photo_dir / "photos").is_dir() else photo_dir
     people = {
         d.name: sorted(p for p in d.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
