@@ -427,6 +427,40 @@ def _windows(rec: dict[str, Any], cfg: EncodeConfig) -> list[int]:
     return sorted({int(x) for x in np.linspace(rec["start_frame"], rec["end_frame"] - cfg.window_frames, k)})
 
 
+def open_shard_folder(cfg: EncodeConfig, out: Path, fps: float) -> tuple[Codecs, Clock, dict[str, str]]:
+    """Load the codecs and make ``out`` ready to (re)write samples: a folder a previous run wrote must
+    hold latents of these codecs on this clock (EncodeError otherwise), a killed run's half-written
+    files go, the resolved config and the empty caption's states are written. Returns the codecs, the
+    clock at ``fps`` and the codec fingerprints."""
+    torch.set_num_threads(cfg.threads)
+    fingerprints = codec_fingerprints(cfg)
+    previous = out / "encode.json"
+    before_run = json.loads(previous.read_text()) if previous.is_file() else {}
+    before = before_run.get("codec_fingerprints")
+    if before is not None and before != fingerprints:  # resuming: the samples written come from these codecs
+        raise EncodeError(
+            f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
+            "shards of two codecs cannot be mixed; encode into a new folder"
+        )
+    codecs = load_codecs(cfg)
+    clock = Clock.of_codecs(fps, codecs.audio.sample_rate, codecs.video, codecs.audio)
+    if "clock" in before_run:  # and on the same clock
+        before_clock = Clock(**before_run["clock"])
+        if not before_clock.same_as(clock):
+            raise EncodeError(
+                f"{out} holds samples on another clock ({before_clock.describe()}) than this run's "
+                f"({clock.describe()}); encode into a new folder"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    for tmp in partial_writes(out) + partial_writes(out / "samples"):  # a killed run's half-written files
+        tmp.unlink(missing_ok=True)
+    write_resolved(cfg, out)
+    null = on_cpu(codecs.text.encode([""]))
+    n0 = int(null.mask[0].sum())
+    write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
+    return codecs, clock, fingerprints
+
+
 def encode(
     cfg: EncodeConfig, curated_dir: str | Path, out_dir: str | Path, progress: bool = True
 ) -> dict[str, Any]:
@@ -439,39 +473,13 @@ def encode(
             f"{curated} has no manifest.jsonl: run `facevox curate INPUT --out {curated}` first"
         )
     records = read_manifest(curated)
-    torch.set_num_threads(cfg.threads)
-    fingerprints = codec_fingerprints(cfg)
-    previous = out / "encode.json"
-    before_run = json.loads(previous.read_text()) if previous.is_file() else {}
-    if before_run:  # resuming: the windows already written must come from these same codecs
-        before = before_run.get("codec_fingerprints")
-        if before is not None and before != fingerprints:
-            raise EncodeError(
-                f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
-                "shards of two codecs cannot be mixed; encode into a new folder"
-            )
     rates = sorted({float(r["fps"]) for r in records})
     if len(rates) > 1:
         raise EncodeError(
             f"{curated} mixes frame rates {rates}: one shard folder has one audio-video clock; curate or "
             "encode each rate into its own folder"
         )
-    codecs = load_codecs(cfg)
-    clock = Clock.of_codecs(rates[0] if rates else 25.0, codecs.audio.sample_rate, codecs.video, codecs.audio)
-    if "clock" in before_run:  # and on the same clock
-        before_clock = Clock(**before_run["clock"])
-        if not before_clock.same_as(clock):
-            raise EncodeError(
-                f"{out} holds windows on another clock ({before_clock.describe()}) than this run's "
-                f"({clock.describe()}); encode into a new folder"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    for tmp in partial_writes(out) + partial_writes(out / "samples"):  # a killed run's half-written files
-        tmp.unlink(missing_ok=True)
-    write_resolved(cfg, out)
-    null = on_cpu(codecs.text.encode([""]))
-    n0 = int(null.mask[0].sum())
-    write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
+    codecs, clock, fingerprints = open_shard_folder(cfg, out, rates[0] if rates else 25.0)
     entries: list[IndexEntry] = []
     skipped: list[dict[str, Any]] = []
     made = reused = 0

@@ -36,7 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from facevox.alignment import Clock
-from facevox.config import to_dict, write_resolved
+from facevox.config import to_dict
 from facevox.curate.captions import describe_scene, describe_subject, render
 from facevox.curate.faces import appearance
 from facevox.curate.shots import scene_stats
@@ -45,13 +45,12 @@ from facevox.data.encode import (
     EncodeConfig,
     EncodeError,
     codec_dir,
-    codec_fingerprints,
     encode_audio,
     frame_fractions,
     heldout_people,
-    load_codecs,
     module_device,
     on_cpu,
+    open_shard_folder,
     video_tensor,
 )
 from facevox.data.references import ReferenceError, face_crop_at, face_reference, largest_face
@@ -61,10 +60,9 @@ from facevox.data.shards import (
     ShardError,
     read_sample,
     write_index,
-    write_null_caption,
     write_sample,
 )
-from facevox.io.atomic import atomic_write_json, atomic_write_text, partial_writes
+from facevox.io.atomic import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -181,24 +179,7 @@ def encode_photos(
     rate of the clip shards the photos will train with (their clocks must agree; a photo has none)."""
     src, out = Path(photo_dir), Path(out_dir)
     people = photo_people(src)
-    torch.set_num_threads(cfg.threads)
-    fingerprints = codec_fingerprints(cfg)
-    previous = out / "encode.json"
-    before = json.loads(previous.read_text()).get("codec_fingerprints") if previous.is_file() else None
-    if before is not None and before != fingerprints:
-        raise EncodeError(
-            f"{out} holds latents of other codecs ({before}) than this run's ({fingerprints}): "
-            "shards of two codecs cannot be mixed; encode into a new folder"
-        )
-    codecs = load_codecs(cfg)
-    clock = Clock.of_codecs(fps, codecs.audio.sample_rate, codecs.video, codecs.audio)
-    out.mkdir(parents=True, exist_ok=True)
-    for tmp in partial_writes(out) + partial_writes(out / "samples"):
-        tmp.unlink(missing_ok=True)
-    write_resolved(cfg, out)
-    null = on_cpu(codecs.text.encode([""]))
-    n0 = int(null.mask[0].sum())
-    write_null_caption(out, null.hidden[0, :n0].half(), null.mask[0, :n0])
+    codecs, clock, fingerprints = open_shard_folder(cfg, out, fps)
     enc = _PhotoEncoder(cfg, codecs, clock)
     heldout = heldout_people(set(people), cfg)
     entries: list[IndexEntry] = []

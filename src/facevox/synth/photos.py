@@ -27,11 +27,10 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
-from facevox.config import dump, write_resolved
-from facevox.io.atomic import atomic_path, atomic_write_json, atomic_write_text
+from facevox.io.atomic import atomic_path, atomic_write_json
 from facevox.synth.config import SynthConfig
 from facevox.synth.scene import Person, plan_still, render_clip
-from facevox.synth.world import make_people, world_rng
+from facevox.synth.world import start_folder, world_rng
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +60,12 @@ def generate_photos(
             f"a photo set needs >= 2 views per person (one is the others' reference), got {views}"
         )
     out = Path(out_dir)
-    cfg_path, info_path = out / "config.yaml", out / "photos.json"
-    if cfg_path.exists() and cfg_path.read_text() != dump(cfg):
-        raise ValueError(f"{out} holds photos made with another config; use a new folder or the same config")
+    info_path = out / "photos.json"
     if info_path.exists() and json.loads(info_path.read_text()).get("views") != views:
         raise ValueError(
             f"{out} holds {json.loads(info_path.read_text()).get('views')} views per person, not {views}"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    write_resolved(cfg, out)
-    people = make_people(cfg)
-    atomic_write_text(
-        out / "ground_truth" / "people.jsonl",
-        "".join(json.dumps(p.to_dict(), sort_keys=True) + "\n" for p in people),
-    )
+    people = start_folder(cfg, out, "photos")
     todo = [
         (i, p)
         for i, p in enumerate(people)

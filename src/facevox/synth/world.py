@@ -116,12 +116,12 @@ def _make_clip(
     return {"clip_id": clip_id, "frames": plan.num_frames, "seconds": plan.duration}
 
 
-def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-    """Generate (or finish generating) the world described by ``cfg`` in ``out_dir``."""
-    out = Path(out_dir)
+def start_folder(cfg: SynthConfig, out: Path, what: str) -> list[Person]:
+    """Check that ``out`` is new or made with ``cfg`` (ValueError naming ``what`` otherwise), write the
+    resolved config and the people's ground truth; return the people."""
     cfg_path = out / "config.yaml"
     if cfg_path.exists() and cfg_path.read_text() != dump(cfg):
-        raise ValueError(f"{out} holds a world made with another config; use a new folder or the same config")
+        raise ValueError(f"{out} holds {what} made with another config; use a new folder or the same config")
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out)
     people = make_people(cfg)
@@ -129,6 +129,13 @@ def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True)
         out / "ground_truth" / "people.jsonl",
         "".join(json.dumps(p.to_dict(), sort_keys=True) + "\n" for p in people),
     )
+    return people
+
+
+def generate_world(cfg: SynthConfig, out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
+    """Generate (or finish generating) the world described by ``cfg`` in ``out_dir``."""
+    out = Path(out_dir)
+    people = start_folder(cfg, out, "a world")
     casts = cast_clips(cfg, people)
     todo = [
         (i, cid, split, idx)
