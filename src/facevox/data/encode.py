@@ -461,6 +461,20 @@ def open_shard_folder(cfg: EncodeConfig, out: Path, fps: float) -> tuple[Codecs,
     return codecs, clock, fingerprints
 
 
+def encode_record(cfg: EncodeConfig, fingerprints: dict[str, str], clock: Clock) -> dict[str, Any]:
+    """What ``encode.json`` says of every shard folder: the config, codecs (folders and fingerprints),
+    text encoder and clock the samples were written with."""
+    return {
+        "format": "facevox.encode/1",
+        "config": to_dict(cfg),
+        "video_codec": str(codec_dir(cfg, "video").resolve()),
+        "audio_codec": str(codec_dir(cfg, "audio").resolve()),
+        "codec_fingerprints": fingerprints,
+        "text_encoder": cfg.text_encoder,
+        "clock": dataclasses.asdict(clock),
+    }
+
+
 def encode(
     cfg: EncodeConfig, curated_dir: str | Path, out_dir: str | Path, progress: bool = True
 ) -> dict[str, Any]:
@@ -560,13 +574,7 @@ def encode(
     atomic_write_json(
         out / "encode.json",
         {
-            "format": "facevox.encode/1",
-            "config": to_dict(cfg),
-            "video_codec": str(codec_dir(cfg, "video").resolve()),
-            "audio_codec": str(codec_dir(cfg, "audio").resolve()),
-            "codec_fingerprints": fingerprints,
-            "text_encoder": cfg.text_encoder,
-            "clock": dataclasses.asdict(clock),
+            **encode_record(cfg, fingerprints, clock),
             "alignment": {
                 "fps": float(records[0]["fps"]) if records else 25.0,
                 "sample_rate": 16_000,

@@ -23,7 +23,6 @@ photos is skipped whole (nobody to take a reference from). Resumable like ``face
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -36,7 +35,6 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from facevox.alignment import Clock
-from facevox.config import to_dict
 from facevox.curate.captions import describe_scene, describe_subject, render
 from facevox.curate.faces import appearance
 from facevox.curate.shots import scene_stats
@@ -44,8 +42,8 @@ from facevox.data.encode import (
     Codecs,
     EncodeConfig,
     EncodeError,
-    codec_dir,
     encode_audio,
+    encode_record,
     frame_fractions,
     heldout_people,
     module_device,
@@ -254,17 +252,7 @@ def encode_photos(
     }
     atomic_write_json(
         out / "encode.json",
-        {
-            "format": "facevox.encode/1",
-            "kind": "photos",
-            "config": to_dict(cfg),
-            "video_codec": str(codec_dir(cfg, "video").resolve()),
-            "audio_codec": str(codec_dir(cfg, "audio").resolve()),
-            "codec_fingerprints": fingerprints,
-            "text_encoder": cfg.text_encoder,
-            "clock": dataclasses.asdict(clock),
-            "counts": counts,
-        },
+        {**encode_record(cfg, fingerprints, clock), "kind": "photos", "counts": counts},
     )
     log.info("encode-photos %s: %s", out, counts)
     return counts
