@@ -146,3 +146,15 @@ def write_photo_shards(folder: Path, *, photos: int = 8, people: int = 4, seed: 
     write_index(folder, entries)
     write_null_caption(folder, torch.zeros(2, E).half(), torch.tensor([True, False]))
     return folder
+
+
+def write_tiny_codecs(folder: Path) -> tuple[Path, Path]:
+    """A tiny Wan-style video codec (4 channels, x8 space) and mel audio codec (6 channels) with seeded
+    random weights, saved as codec folders: what the encoder tests encode with."""
+    from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
+    from facevox.codecs.video import WanVideoCodec, tiny_wan_config
+
+    torch.manual_seed(0)
+    WanVideoCodec.from_config(tiny_wan_config(base_dim=8, z_dim=4)).save_pretrained(folder / "video")
+    MelAudioCodec(MelCodecConfig(width=16, latent_channels=6)).save_pretrained(folder / "audio")
+    return folder / "video", folder / "audio"

@@ -12,13 +12,12 @@ import torch
 from PIL import Image
 
 from curate_fixtures import frame, have_espeak, speech, talking_clip
-from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
-from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.data.encode import EncodeConfig, EncodeError, encode
 from facevox.data.references import ReferenceError, face_crop_from_photo, face_reference, voice_reference
 from facevox.data.shards import read_index, read_null_caption, read_sample
 from facevox.io.atomic import atomic_path
 from facevox.io.media import read_av
+from latent_fixtures import write_tiny_codecs
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="needs espeak-ng")
 
@@ -98,11 +97,7 @@ def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def codecs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("codecs")
-    torch.manual_seed(0)
-    WanVideoCodec.from_config(tiny_wan_config(base_dim=8, z_dim=4)).save_pretrained(d / "video")
-    MelAudioCodec(MelCodecConfig(width=16, latent_channels=6)).save_pretrained(d / "audio")
-    return d / "video", d / "audio"
+    return write_tiny_codecs(tmp_path_factory.mktemp("codecs"))
 
 
 def _cfg(codecs: tuple[Path, Path], **kw) -> EncodeConfig:

@@ -13,8 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from facevox.codecs.mel import MelAudioCodec, MelCodecConfig
-from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.data.encode import EncodeConfig, EncodeError
 from facevox.data.loader import BucketSampler, LatentDataset, MixedSampler
 from facevox.data.photos import encode_photos
@@ -25,7 +23,7 @@ from facevox.training.config import TrainConfig
 from facevox.training.objective import ObjectiveConfig, build_inputs, sample_generators
 from facevox.training.strategies import get_strategy
 from facevox.training.trainer import TrainError, train
-from latent_fixtures import write_photo_shards, write_shards
+from latent_fixtures import write_photo_shards, write_shards, write_tiny_codecs
 
 WORLD = SynthConfig(seed=4, num_people=4, heldout_people=1, num_clips=1, width=160, height=120, workers=1)
 
@@ -39,11 +37,7 @@ def photo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def codecs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("codecs")
-    torch.manual_seed(0)
-    WanVideoCodec.from_config(tiny_wan_config(base_dim=8, z_dim=4)).save_pretrained(d / "video")
-    MelAudioCodec(MelCodecConfig(width=16, latent_channels=6)).save_pretrained(d / "audio")
-    return d / "video", d / "audio"
+    return write_tiny_codecs(tmp_path_factory.mktemp("codecs"))
 
 
 def _enc(codecs: tuple[Path, Path]) -> EncodeConfig:
