@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # request, shard and model errors: a clear message, no traceback
         log.error("%s: %s", type(err).__name__, err)
         return 2
-    except (
-        RuntimeError
-    ) as err:  # facevox's own (EncodeError, TrainError, CheckpointError, ...): said, no traceback
+    # facevox's own RuntimeErrors (EncodeError, TrainError, CheckpointError, ...): said, no traceback
+    except RuntimeError as err:
         if not type(err).__module__.startswith("facevox."):
             raise
         log.error("%s: %s", type(err).__name__, err)

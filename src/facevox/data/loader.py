@@ -150,6 +150,7 @@ class LatentDataset:
         self.folder = Path(folder)
         self.entries: list[IndexEntry] = []
         self._folders: list[Path] = []
+        self.sizes: list[int] = []  # samples per folder, ``folder`` first: entries are in that order
         for f in (self.folder, *map(Path, extra)):
             entries = read_index(f)
             if splits is not None:
@@ -158,6 +159,7 @@ class LatentDataset:
                 raise ShardError(f"{f}: no samples in splits {list(splits or [])}")
             self.entries += entries
             self._folders += [f] * len(entries)
+            self.sizes.append(len(entries))
 
     def __len__(self) -> int:
         return len(self.entries)

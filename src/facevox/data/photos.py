@@ -206,23 +206,19 @@ def encode_photos(
                 bar.update(len(paths))
                 continue
             files = [out / "samples" / f"{pid}_{path.stem}.safetensors" for path, _, _ in found]
-            samples: list[LatentSample | None] = []
-            for file in files:
+            samples: list[LatentSample] | None = None
+            if all(f.is_file() for f in files):
                 try:
-                    samples.append(read_sample(file) if file.is_file() else None)
+                    samples = [read_sample(f) for f in files]
+                    reused += len(samples)
                 except ShardError as e:
-                    log.warning("redoing %s: %s", file, e)
-                    samples.append(None)
-            if any(x is None for x in samples):
-                samples = list(enc.person(pid, split, found))
+                    log.warning("redoing %s: %s", pid, e)
+            if samples is None:
+                samples = enc.person(pid, split, found)
                 for file, sample in zip(files, samples, strict=True):
-                    assert sample is not None
                     write_sample(file, sample)
                 made += len(samples)
-            else:
-                reused += len(samples)
             for sample in samples:
-                assert sample is not None
                 entries.append(
                     IndexEntry(
                         sample_id=sample.sample_id,

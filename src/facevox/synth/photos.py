@@ -61,10 +61,9 @@ def generate_photos(
         )
     out = Path(out_dir)
     info_path = out / "photos.json"
-    if info_path.exists() and json.loads(info_path.read_text()).get("views") != views:
-        raise ValueError(
-            f"{out} holds {json.loads(info_path.read_text()).get('views')} views per person, not {views}"
-        )
+    have = json.loads(info_path.read_text()).get("views") if info_path.exists() else views
+    if have != views:
+        raise ValueError(f"{out} holds {have} views per person, not {views}")
     people = start_folder(cfg, out, "photos")
     todo = [
         (i, p)

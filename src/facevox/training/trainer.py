@@ -426,14 +426,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     torch.use_deterministic_algorithms(cfg.deterministic)
     out, data = Path(cfg.out), Path(cfg.data)
     strategy = get_strategy(cfg.strategy)
-    extra = [Path(cfg.photos)] if cfg.photos else []
-    ds = LatentDataset(data, splits=[cfg.train_split], extra=extra)
-    n_clips = len(ds) - (len(LatentDataset(cfg.photos, splits=[cfg.train_split])) if cfg.photos else 0)
+    ds = LatentDataset(data, splits=[cfg.train_split], extra=[cfg.photos] if cfg.photos else [])
+    n_clips = ds.sizes[0]  # the clip windows come first, then the photos
     null = read_null_caption(data)
     mcfg = model_config_for(cfg, ds)
     check_codecs(cfg, data)
-    for folder in extra:
-        check_joins(data, folder)
+    if cfg.photos:
+        check_joins(data, Path(cfg.photos))
     model = build_model(cfg, mcfg, device).to(device)
     turns = turn_inputs(mcfg)
     names = strategy.select(model, cfg.stage_params)
