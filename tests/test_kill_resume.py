@@ -80,6 +80,13 @@ def test_partial_writes_are_what_a_kill_mid_write_leaves(tmp_path: Path) -> None
     assert partial_writes(tmp_path) == [tmp]
     assert partial_writes(tmp_path, "index.jsonl") == [tmp] and partial_writes(tmp_path, "other") == []
     assert [p.suffix for p in partial_writes(tmp_path / "samples")] == [".safetensors"]
+    # safetensors' save_file writes through its own `.tmp` + 6 characters sibling first (seen by the
+    # harness after a kill in encode): found with the folder's partial writes, not with a named file's
+    lib_tmp = tmp_path / "samples" / ".tmpUNA1c1"
+    lib_tmp.write_bytes(b"half a tensor")
+    (tmp_path / "samples" / ".tmpfile-notes").write_text("")  # not that pattern
+    assert lib_tmp in partial_writes(tmp_path / "samples") and len(partial_writes(tmp_path / "samples")) == 2
+    assert partial_writes(tmp_path / "samples", "w.safetensors") != partial_writes(tmp_path / "samples")
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_its_loss_log_afresh(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 Every write goes to a temporary sibling, is flushed and fsynced, then renamed over the target
 (``os.replace`` is atomic on POSIX within one file system). A process killed mid-write leaves that
 sibling (``.{name}.{random}{suffix}``) behind; :func:`partial_writes` finds them for a resume to remove.
+safetensors (>= 0.7) itself writes through a sibling named by Rust's ``tempfile`` crate
+(``.tmp`` + 6 random characters) before renaming it onto the name it was given; a kill in between
+leaves that one too, and :func:`partial_writes` finds it as well.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 
 # the temporary sibling of atomic_path: "." + target name + "." + mkstemp's 8 random characters + suffix
 _PARTIAL = re.compile(r"\..+\.[a-z0-9_]{8}(\.[^.]*)?")
+# the temporary that safetensors' save_file (Rust tempfile crate) writes next to its target
+_SAFETENSORS_PARTIAL = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 
 
 @contextlib.contextmanager
@@ -60,7 +65,12 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def partial_writes(folder: str | Path, name: str = "*") -> list[Path]:
     """The temporary files that atomic writes into ``folder`` (of the file ``name``: all by default)
-    left when their process was killed mid-write; safe to delete once no writer runs."""
-    return sorted(
-        p for p in Path(folder).glob(f".{name}.*") if p.is_file() and _PARTIAL.fullmatch(p.name) is not None
-    )
+    left when their process was killed mid-write; safe to delete once no writer runs.
+
+    With ``name="*"`` this includes safetensors' own unnamed temporaries (``.tmpXXXXXX``)."""
+    found = {p for p in Path(folder).glob(f".{name}.*") if p.is_file() and _PARTIAL.fullmatch(p.name)}
+    if name == "*":
+        found |= {
+            p for p in Path(folder).glob(".tmp*") if p.is_file() and _SAFETENSORS_PARTIAL.fullmatch(p.name)
+        }
+    return sorted(found)
