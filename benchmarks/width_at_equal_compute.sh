@@ -16,7 +16,7 @@ FV=.venv/bin/facevox
 mkdir -p "$OUT"
 train() {  # size steps
   $FV train "$CLIPS" --out "$OUT/$1" --recipe recipes/scratch_identity_tiny.yaml photos="$PHOTOS" \
-    size="$1" steps="$2" threads=1 > "$OUT/$1.log" 2>&1
+    size="$1" steps="$2" threads=1 >> "$OUT/$1.log" 2>&1
 }
 train tiny "$TINY_STEPS" & train wide "$WIDE_STEPS" & wait
 for size in tiny wide; do
