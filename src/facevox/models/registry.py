@@ -10,6 +10,8 @@ with no reference parameters; ``docs/models.md``).
 
 from __future__ import annotations
 
+import dataclasses
+
 from facevox.alignment import PRESETS
 from facevox.models.config import DualTowerConfig, TowerConfig
 
@@ -18,6 +20,33 @@ _OVI_SCALE = round(PRESETS["ovi"].release_time_scale, 5)  # 0.19676, Ovi's audio
 # from the shards); this default is the CPU world's 25 fps, x4 time stride, 25 audio tokens/s
 _TINY_CLOCK = PRESETS["tiny"].clock
 _TINY_SCALE = _TINY_CLOCK.rope_time_scale
+
+_TINY = DualTowerConfig(
+    name="tiny",
+    video=TowerConfig(in_channels=4, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16),
+    audio=TowerConfig(in_channels=8, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16, embed_multiple_of=32),
+    depth=4,
+    text_dim=384,
+    freq_dim=128,
+    rope_time_scale=_TINY_SCALE,
+    clock=_TINY_CLOCK,
+    turn_embedding=True,
+    audio_ref_slot_gap=64,
+    video_grid_position=True,
+    # the head predicts the clean latent (a token carries 32 ch x 2x2 = 128 numbers, the tower's
+    # width): lower error where the layout is decided, sigma 0.8-0.95 (docs/results.md)
+    video_prediction="sample",
+)
+
+
+def _twice_as_wide(cfg: DualTowerConfig, name: str) -> DualTowerConfig:
+    """``cfg`` with both towers at twice the width (model, FFN and reference-LoRA rank), same heads."""
+
+    def wider(t: TowerConfig) -> TowerConfig:
+        return dataclasses.replace(t, dim=2 * t.dim, ffn_dim=2 * t.ffn_dim, ref_lora_rank=2 * t.ref_lora_rank)
+
+    return dataclasses.replace(cfg, name=name, video=wider(cfg.video), audio=wider(cfg.audio))
+
 
 SIZES: dict[str, DualTowerConfig] = {
     "debug": DualTowerConfig(
@@ -35,42 +64,10 @@ SIZES: dict[str, DualTowerConfig] = {
         turn_embedding=True,
         audio_ref_slot_gap=32,
     ),
-    "tiny": DualTowerConfig(
-        name="tiny",
-        video=TowerConfig(in_channels=4, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16),
-        audio=TowerConfig(
-            in_channels=8, dim=128, heads=4, ffn_dim=512, ref_lora_rank=16, embed_multiple_of=32
-        ),
-        depth=4,
-        text_dim=384,
-        freq_dim=128,
-        rope_time_scale=_TINY_SCALE,
-        clock=_TINY_CLOCK,
-        turn_embedding=True,
-        audio_ref_slot_gap=64,
-        video_grid_position=True,
-        # the head predicts the clean latent (a token carries 32 ch x 2x2 = 128 numbers, the tower's
-        # width): lower error where the layout is decided, sigma 0.8-0.95 (docs/results.md)
-        video_prediction="sample",
-    ),
-    # tiny's layout at twice the width (head width 64): 15.0M parameters; the training step runs at
-    # ~49 % of the 2-core matmul peak where tiny runs at ~25 % (benchmarks/train_bench.py)
-    "wide": DualTowerConfig(
-        name="wide",
-        video=TowerConfig(in_channels=4, dim=256, heads=4, ffn_dim=1024, ref_lora_rank=32),
-        audio=TowerConfig(
-            in_channels=8, dim=256, heads=4, ffn_dim=1024, ref_lora_rank=32, embed_multiple_of=32
-        ),
-        depth=4,
-        text_dim=384,
-        freq_dim=128,
-        rope_time_scale=_TINY_SCALE,
-        clock=_TINY_CLOCK,
-        turn_embedding=True,
-        audio_ref_slot_gap=64,
-        video_grid_position=True,
-        video_prediction="sample",
-    ),
+    "tiny": _TINY,
+    # tiny's layout at twice the width (head width 64): 15.2M parameters; the training step runs at
+    # 40-49 % of the 2-core matmul peak where tiny runs at 24-26 % (benchmarks/train_bench.py)
+    "wide": _twice_as_wide(_TINY, "wide"),
     "small": DualTowerConfig(
         name="small",
         video=TowerConfig(in_channels=16, dim=384, heads=6, ffn_dim=1536, ref_lora_rank=32),
