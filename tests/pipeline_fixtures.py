@@ -17,13 +17,14 @@ from facevox.codecs.video import WanVideoCodec, tiny_wan_config
 from facevox.models import DualTowerDiT, get_config
 
 
-def make_pipeline_dir(d: Path) -> Path:
+def make_pipeline_dir(d: Path, **model: object) -> Path:
+    """``model``: DualTowerConfig fields to change from the debug size's."""
     torch.manual_seed(0)
     WanVideoCodec.from_config(tiny_wan_config(base_dim=8, z_dim=4)).save_pretrained(d / "video_codec")
     MelAudioCodec(MelCodecConfig(width=16, latent_channels=6)).save_pretrained(d / "audio_codec")
     clock = Clock(fps=10.0, video_time_stride=4, audio_token_rate=25.0)  # the settings below, these codecs
     cfg = dataclasses.replace(
-        get_config("debug"), text_dim=384, clock=clock, rope_time_scale=clock.rope_time_scale
+        get_config("debug"), text_dim=384, clock=clock, rope_time_scale=clock.rope_time_scale, **model
     )
     DualTowerDiT(cfg).save_pretrained(d / "model")
     settings = {

@@ -25,7 +25,6 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -53,6 +52,7 @@ from facevox.data.shards import (
 )
 from facevox.io.atomic import atomic_write_json, atomic_write_text, partial_writes
 from facevox.io.media import MediaError, read_audio, read_av
+from facevox.layout import frame_fractions
 
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,6 @@ def video_tensor(frames: np.ndarray, width: int, height: int) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (1, 3, T, height, width) in [-1, 1]."""
     small = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
     return torch.from_numpy(small).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
-
-
-def frame_fractions(box: Sequence[float], shape: tuple[int, ...]) -> list[float]:
-    """A pixel box (x0, y0, x1, y1) of a (H, W, 3) frame -> the same box in fractions of the frame."""
-    h, w = shape[:2]
-    x0, y0, x1, y1 = (float(v) for v in box)
-    return [round(min(max(v, 0.0), 1.0), 4) for v in (x0 / w, y0 / h, x1 / w, y1 / h)]
 
 
 def encode_audio(codecs: Codecs, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -44,7 +44,6 @@ from facevox.data.encode import (
     EncodeError,
     encode_audio,
     encode_record,
-    frame_fractions,
     heldout_people,
     module_device,
     on_cpu,
@@ -61,6 +60,7 @@ from facevox.data.shards import (
     write_sample,
 )
 from facevox.io.atomic import atomic_write_json, atomic_write_text
+from facevox.layout import frame_fractions
 
 log = logging.getLogger(__name__)
 

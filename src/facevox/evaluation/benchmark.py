@@ -35,6 +35,7 @@ from facevox.curate.faces import appearance, crop
 from facevox.curate.shots import scene_stats
 from facevox.io.atomic import atomic_write_json, atomic_write_text
 from facevox.io.media import read_av, write_av
+from facevox.layout import frame_fractions
 from facevox.recognisers.faces import box_iou, detect_faces
 
 log = logging.getLogger(__name__)
@@ -158,9 +159,14 @@ def build_benchmark(
         script: str | dict[str, Any] = " ".join(
             f"[{t['name']} {t['start']:.2f}-{t['end']:.2f}] {t['text']}" for t in turns
         )
+        mid = min(n, len(clip.video)) // 2  # the middle frame of the clip's window
         if caption == "described":
-            mid = min(n, len(clip.video)) // 2  # the middle frame of the clip's window
             script = described_caption(g, clip.video[mid], mid, people, turns)
+        # where each face is in the real clip (as the shards record it for training): the layout a model
+        # that places its face references is asked for, as the described caption asks for the scene
+        for person in people:
+            entry = next(q for q in g["people"] if q["person_id"] == person["person_id"])
+            person["box"] = frame_fractions(entry["boxes"][mid], clip.video[mid].shape)
         requests.append(
             {
                 "name": name,

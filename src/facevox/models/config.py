@@ -71,9 +71,16 @@ class DualTowerConfig:
     #   "after"  - slot k's face views at token frames T + k * video_ref_slot_gap + v (release: 31 for k=0);
     #              slot k's voice at audio index A + k * audio_ref_slot_gap + i (A = audio_ref_start or
     #              the target length);
-    #   "before" - negative time: slot k at -(k + 1) * gap + v / + i (ID-LoRA style ablation).
-    ref_position_mode: Literal["after", "before"] = "after"
+    #   "before" - negative time: slot k at -(k + 1) * gap + v / + i (ID-LoRA style ablation);
+    #   "placed" - "after" on the time axis, and each face view's (h, w) grid spread over the box where
+    #              that slot's face is drawn in the target (References.boxes), so a reference token and
+    #              the target tokens at the same place in the face share their spatial position.
+    ref_position_mode: Literal["after", "before", "placed"] = "after"
     video_ref_slot_gap: int = 4  # token frames per face slot (>= views per slot)
+    # where the training windows' faces were, by number of people: face_layouts[n - 1] holds the mean
+    # boxes (x0, y0, x1, y1, fractions of the frame) of n-person windows, left to right; generation
+    # places a request's faces there unless it gives boxes ("placed" only; facevox.layout)
+    face_layouts: tuple[tuple[tuple[float, float, float, float], ...], ...] = ()
     audio_ref_slot_gap: int = 192  # audio tokens per voice slot (>= voice reference length)
     audio_ref_start: int | None = None  # first voice-reference index; None = right after the target
     init_std: float = 0.02  # identity-embedding init std

@@ -115,7 +115,9 @@ class DualTowerDiT(nn.Module):
         eye = torch.eye(valid.shape[1], dtype=torch.bool, device=valid.device)
         return (valid[:, None, :] | eye)[:, None]
 
-    def _video_reference_tokens(self, r: References, video_frames: int) -> tuple[Tensor, Tensor, RotaryTable]:
+    def _video_reference_tokens(
+        self, r: References, video_frames: int, target_hw: tuple[int, int] | None
+    ) -> tuple[Tensor, Tensor, RotaryTable]:
         cfg = self.config
         B, K, V = r.latents.shape[:3]
         tok = self.video_embed(rearrange(r.latents, "b k v c t h w -> (b k v) c t h w"))  # (BKV, 1, h, w, Dv)
@@ -131,6 +133,8 @@ class DualTowerDiT(nn.Module):
             target_frames=video_frames,
             gap=cfg.video_ref_slot_gap,
             mode=cfg.ref_position_mode,
+            boxes=r.boxes,
+            target_hw=target_hw,
         )
         return (
             rearrange(tok, "b k n d -> b (k n) d"),
@@ -167,6 +171,7 @@ class DualTowerDiT(nn.Module):
         audio_tokens: int,
         batch_size: int | None = None,
         skip_blocks: frozenset[int] = frozenset(),
+        video_hw: tuple[int, int] | None = None,
     ) -> ReferenceCache:
         """Run the reference streams through all blocks once and keep each block's keys / values.
 
@@ -177,6 +182,8 @@ class DualTowerDiT(nn.Module):
             audio_tokens: target audio tokens Na.
             batch_size: needed only when both reference inputs are None.
             skip_blocks: blocks the references pass by, as :meth:`forward` with the same set does.
+            video_hw: target video latent (H, W); needed by ``ref_position_mode="placed"``, which
+                spreads each face over its box in the target's token grid.
         """
         cfg = self.config
         self._check_skip(skip_blocks)
@@ -205,7 +212,11 @@ class DualTowerDiT(nn.Module):
             if refs is None or refs.latents.shape[1] == 0:
                 continue
             if name == "video":
-                r, valid, rope = self._video_reference_tokens(refs, video_frames // cfg.video.patch[0])
+                ph, pw = cfg.video.patch[1:]
+                target_hw = None if video_hw is None else (video_hw[0] // ph, video_hw[1] // pw)
+                r, valid, rope = self._video_reference_tokens(
+                    refs, video_frames // cfg.video.patch[0], target_hw
+                )
                 mod = self._ref_modulation(self.video_time, B, device)
             else:
                 r, valid, rope = self._audio_reference_tokens(refs, audio_tokens)
@@ -225,6 +236,7 @@ class DualTowerDiT(nn.Module):
             video_frames=video_frames,
             audio_tokens=audio_tokens,
             skip_blocks=frozenset(skip_blocks),
+            video_hw=video_hw if cfg.ref_position_mode == "placed" else None,
         )
 
     def _check_skip(self, skip_blocks: frozenset[int]) -> None:
@@ -269,6 +281,7 @@ class DualTowerDiT(nn.Module):
                 audio_tokens=Na,
                 batch_size=B,
                 skip_blocks=skip_blocks,
+                video_hw=(video.latents.shape[3], video.latents.shape[4]),
             )
         else:
             if video.references is not None or audio.references is not None:
@@ -278,6 +291,12 @@ class DualTowerDiT(nn.Module):
                     f"reference cache was prepared for (B, T, Na)="
                     f"{(references.batch_size, references.video_frames, references.audio_tokens)}, "
                     f"inputs are {(B, T, Na)}"
+                )
+            hw = (video.latents.shape[3], video.latents.shape[4])
+            if references.video_hw is not None and references.video_hw != hw:
+                raise ValueError(
+                    f"reference cache placed the faces in a {references.video_hw} latent frame, "
+                    f"the video input is {hw}"
                 )
             if references.skip_blocks != skip_blocks:
                 raise ValueError(

@@ -22,15 +22,24 @@ class References:
     latent frame. ``slot_ids`` (B, K) long: the identity slot each group belongs to (the index of its
     identity embedding and of its position region), -1 for a padding group. A slot appears at most
     once per sample and modality; the order of the K groups does not matter.
+    ``boxes`` (faces only, optional): (B, K, 4) where each group's face is to be drawn in the target,
+    (x0, y0, x1, y1) in fractions of the frame; read by models whose ``ref_position_mode`` is
+    ``"placed"`` (the face views' (h, w) positions then span that box), required there.
     """
 
     latents: Tensor
     mask: Tensor
     slot_ids: Tensor
+    boxes: Tensor | None = None
 
     def select(self, rows: Tensor) -> References:
         """The batch rows ``rows`` (1-D index tensor)."""
-        return References(latents=self.latents[rows], mask=self.mask[rows], slot_ids=self.slot_ids[rows])
+        return References(
+            latents=self.latents[rows],
+            mask=self.mask[rows],
+            slot_ids=self.slot_ids[rows],
+            boxes=None if self.boxes is None else self.boxes[rows],
+        )
 
     def disabled(self) -> References:
         """The same tensors with every group masked out (no slot referenced)."""
@@ -38,6 +47,7 @@ class References:
             latents=self.latents,
             mask=torch.zeros_like(self.mask),
             slot_ids=torch.full_like(self.slot_ids, -1),
+            boxes=self.boxes,
         )
 
 

@@ -11,6 +11,11 @@ never confused with generated frames or with each other, and reordering the K gr
   ``T + k * video_gap + v`` keeping its own (h, w) grid; voice frame i of slot k at audio index
   ``A + k * audio_gap + i`` with ``A`` = ``audio_start`` or the target length.
 - ``before`` (ID-LoRA-style ablation): frame ``-(k + 1) * gap + v`` / index ``-(k + 1) * gap + i``.
+- ``placed``: ``after`` on the time axis; a face view's (h, w) grid is spread over the box where slot
+  k's face is drawn in the target token grid (cell centres at ``y0 * H + (i + 0.5) * (y1 - y0) * H / h
+  - 0.5``), so the reference token and the target tokens at the same place in the face are at the
+  same spatial position and attention can read a face across by position, not by search. Voices as
+  ``after``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Literal
 import torch
 from einops import rearrange, repeat
 from torch import Tensor
+
+PositionMode = Literal["after", "before", "placed"]
 
 
 def video_grid_positions(batch: int, grid: tuple[int, int, int], device: torch.device) -> Tensor:
@@ -34,10 +41,33 @@ def audio_positions(batch: int, length: int, time_scale: float, device: torch.de
     return repeat(torch.arange(length, device=device, dtype=torch.float32) * time_scale, "n -> b n", b=batch)
 
 
-def _slot_base(slot_ids: Tensor, start: int, gap: int, mode: Literal["after", "before"]) -> Tensor:
+def _slot_base(slot_ids: Tensor, start: int, gap: int, mode: PositionMode) -> Tensor:
     """First position of each group's region: (B, K) float. Padding groups (-1) map to slot 0."""
     k = slot_ids.clamp(min=0).float()
-    return start + k * gap if mode == "after" else -(k + 1) * gap
+    return -(k + 1) * gap if mode == "before" else start + k * gap
+
+
+def _placed_grid(
+    boxes: Tensor, slot_ids: Tensor, grid_hw: tuple[int, int], target_hw: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    """(B, K, h) rows and (B, K, w) columns of each group's view grid spread over its face box.
+
+    ``boxes`` (B, K, 4) in fractions of the frame; padding groups (slot -1) may hold anything.
+    """
+    valid = slot_ids >= 0
+    if bool(torch.isnan(boxes[valid]).any()):
+        raise ValueError(
+            "ref_position_mode 'placed' needs a face box for every referenced person "
+            f"(References.boxes has NaN rows for slots {slot_ids[torch.isnan(boxes).any(-1) & valid].tolist()})"
+        )
+    b = torch.where(valid[..., None], boxes, torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device))
+    h, w = grid_hw
+    H, W = target_hw
+    i = (torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5) / h  # (h,)
+    j = (torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5) / w  # (w,)
+    rows = (b[..., 1:2] + i * (b[..., 3:4] - b[..., 1:2])) * H - 0.5  # (B, K, h)
+    cols = (b[..., 0:1] + j * (b[..., 2:3] - b[..., 0:1])) * W - 0.5  # (B, K, w)
+    return rows, cols
 
 
 def video_reference_positions(
@@ -47,26 +77,31 @@ def video_reference_positions(
     *,
     target_frames: int,
     gap: int,
-    mode: Literal["after", "before"],
+    mode: PositionMode,
+    boxes: Tensor | None = None,
+    target_hw: tuple[int, int] | None = None,
 ) -> Tensor:
-    """Face-reference positions (B, K*V*H*W, 3) for groups (B, K) of V single-frame views."""
+    """Face-reference positions (B, K*V*h*w, 3) for groups (B, K) of V single-frame views of (h, w)
+    tokens; ``placed`` also needs ``boxes`` (B, K, 4) and the target's token grid ``target_hw``."""
     if views > gap:
         raise ValueError(f"{views} views per face slot exceed video_ref_slot_gap={gap}")
     device = slot_ids.device
     base = _slot_base(slot_ids, target_frames, gap, mode)  # (B, K)
     h, w = grid_hw
     t = base[:, :, None] + torch.arange(views, device=device, dtype=torch.float32)  # (B, K, V)
-    hh, ww = torch.meshgrid(
-        torch.arange(h, device=device, dtype=torch.float32),
-        torch.arange(w, device=device, dtype=torch.float32),
-        indexing="ij",
-    )
     B, K = slot_ids.shape
+    if mode == "placed":
+        if boxes is None or target_hw is None:
+            raise ValueError("ref_position_mode 'placed' needs the face boxes and the target's token grid")
+        rows, cols = _placed_grid(boxes.to(device=device, dtype=torch.float32), slot_ids, grid_hw, target_hw)
+    else:
+        rows = repeat(torch.arange(h, device=device, dtype=torch.float32), "h -> b k h", b=B, k=K)
+        cols = repeat(torch.arange(w, device=device, dtype=torch.float32), "w -> b k w", b=B, k=K)
     pos = torch.stack(
         [
             repeat(t, "b k v -> b k v h w", h=h, w=w),
-            repeat(hh, "h w -> b k v h w", b=B, k=K, v=views),
-            repeat(ww, "h w -> b k v h w", b=B, k=K, v=views),
+            repeat(rows, "b k h -> b k v h w", v=views, w=w),
+            repeat(cols, "b k w -> b k v h w", v=views, h=h),
         ],
         -1,
     )
@@ -81,7 +116,7 @@ def audio_reference_positions(
     start: int | None,
     gap: int,
     time_scale: float,
-    mode: Literal["after", "before"],
+    mode: PositionMode,
 ) -> Tensor:
     """Voice-reference positions (B, K*Tr) on the video clock for groups (B, K) of Tr frames."""
     if length > gap:

@@ -32,7 +32,8 @@ class ReferenceCache:
     ``video`` / ``audio``: one :class:`ReferenceKV` per block, or None when that modality has no
     references. ``slot_present``: (B, S) bool, which identity slots have a reference in either
     modality (caption tags may only name those). ``video_frames`` / ``audio_tokens``: the target
-    lengths the reference positions were laid out after.
+    lengths the reference positions were laid out after; ``video_hw``: the target latent (H, W) the
+    face views were placed in (``ref_position_mode="placed"``), None when the layout does not use it.
     """
 
     video: tuple[ReferenceKV, ...] | None
@@ -41,6 +42,7 @@ class ReferenceCache:
     video_frames: int
     audio_tokens: int
     skip_blocks: frozenset[int] = frozenset()  # blocks the reference streams passed by (skip-layer guidance)
+    video_hw: tuple[int, int] | None = None
 
     @property
     def batch_size(self) -> int:

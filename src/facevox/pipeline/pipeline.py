@@ -41,6 +41,7 @@ from facevox.diffusion.path import resolution_shift
 from facevox.diffusion.samplers import SamplerConfig, sample
 from facevox.io.atomic import atomic_write_json
 from facevox.io.media import MediaError, read_audio, write_av
+from facevox.layout import Box, plan_face_boxes
 from facevox.models import DualTowerDiT
 from facevox.models.inputs import ModalityInput, References
 from facevox.pipeline.request import (
@@ -187,6 +188,9 @@ class CheckedRequest:
     turns: list[dict[str, Any]]  # who speaks when (planned)
     face_crops: list[list[np.ndarray]]  # per person, aligned face crops (H, W, 3) uint8
     voices: list[Tensor]  # per person, the speech-trimmed voice reference (S,)
+    # per person, where the face is drawn (x0, y0, x1, y1 fractions): the request's or the planned
+    # layout's; None for a model that does not place its face references (facevox.layout)
+    face_boxes: list[Box] | None = None
 
 
 @dataclass(frozen=True)
@@ -438,7 +442,7 @@ class FacevoxPipeline:
 
     @torch.no_grad()
     def _references(
-        self, crops: list[list[np.ndarray]], voices: list[Tensor]
+        self, crops: list[list[np.ndarray]], voices: list[Tensor], boxes: list[Box] | None = None
     ) -> tuple[References, References]:
         s, dev = self.settings, self.device
         K = len(crops)
@@ -460,7 +464,10 @@ class FacevoxPipeline:
             fl[0, k, : faces[k].shape[0]], fm[0, k, : faces[k].shape[0]] = faces[k], True
             al[0, k, : vlat[k].shape[0]], am[0, k, : vlat[k].shape[0]] = vlat[k], True
         slots = torch.arange(K, device=dev)[None]
-        return References(latents=fl, mask=fm, slot_ids=slots), References(
+        placed = (
+            None if boxes is None else torch.tensor([boxes], dtype=torch.float32, device=dev)
+        )  # (1, K, 4)
+        return References(latents=fl, mask=fm, slot_ids=slots, boxes=placed), References(
             latents=al, mask=am, slot_ids=slots
         )
 
@@ -481,7 +488,19 @@ class FacevoxPipeline:
             turns=turns,
             face_crops=crops,
             voices=self._voices(req),
+            face_boxes=self.face_boxes(req),
         )
+
+    def face_boxes(self, req: GenerationRequest) -> list[Box] | None:
+        """Where each person's face is drawn, for a model that places its face references: the
+        request's boxes, the rest from the model's recorded layouts (people listed left to right)."""
+        cfg = self.model.config
+        if cfg.ref_position_mode != "placed":
+            return None
+        try:
+            return plan_face_boxes([p.box for p in req.people], cfg.face_layouts)
+        except ValueError as e:
+            raise RequestError(str(e)) from e
 
     @torch.no_grad()
     def encode_conditions(
@@ -494,7 +513,7 @@ class FacevoxPipeline:
         te = self._on(self.text)
         enc, null = te.encode([text]), te.encode([""])
         self._off(te)
-        faces, voices = self._references(checked.face_crops, checked.voices)
+        faces, voices = self._references(checked.face_crops, checked.voices, checked.face_boxes)
         if not req.use_faces:
             faces = faces.disabled()
         if not req.use_voices:
@@ -601,7 +620,11 @@ class FacevoxPipeline:
         n_variants = len(conditions.variants)
         cache = (
             model.prepare_references(
-                conditions.faces, conditions.voices, video_frames=video.shape[2], audio_tokens=audio.shape[1]
+                conditions.faces,
+                conditions.voices,
+                video_frames=video.shape[2],
+                audio_tokens=audio.shape[1],
+                video_hw=(video.shape[3], video.shape[4]),
             )
             if cfg.use_cache
             else None
@@ -725,6 +748,7 @@ class FacevoxPipeline:
             "caption": checked.caption,
             "caption_text": conditions.caption_text,
             "turns": checked.turns,
+            **({} if checked.face_boxes is None else {"face_boxes": [list(b) for b in checked.face_boxes]}),
         }
 
     @torch.no_grad()
@@ -789,5 +813,8 @@ def _per_variant(refs: References, keep: list[bool], dtype: torch.dtype) -> Refe
     mask = refs.mask.expand(G, *refs.mask.shape[1:]) & k[:, None, None]
     slots = torch.where(mask.any(-1), refs.slot_ids.expand(G, -1), -1)
     return References(
-        latents=refs.latents.expand(G, *refs.latents.shape[1:]).to(dtype), mask=mask, slot_ids=slots
+        latents=refs.latents.expand(G, *refs.latents.shape[1:]).to(dtype),
+        mask=mask,
+        slot_ids=slots,
+        boxes=None if refs.boxes is None else refs.boxes.expand(G, -1, -1),
     )

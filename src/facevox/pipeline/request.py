@@ -19,6 +19,7 @@ from typing import Any
 
 from facevox.codecs.tags import caption_tags, slot_ids, tag_roles
 from facevox.curate.captions import appearance_words, render
+from facevox.layout import check_box
 
 
 class RequestError(ValueError):
@@ -31,6 +32,9 @@ class Person:
     faces: tuple[str, ...]  # image paths (any photo with a face; several views allowed)
     voice: str  # audio path (any format PyAV decodes)
     person_id: str | None = None
+    # where this person's face is drawn, (x0, y0, x1, y1) in fractions of the frame; None = the model's
+    # planned layout (read by models that place face references on boxes; facevox.layout)
+    box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+", self.name):
@@ -42,6 +46,11 @@ class Person:
         for p in (*self.faces, self.voice):
             if not Path(p).is_file():
                 raise RequestError(f"person {self.name!r}: file {p} does not exist")
+        if self.box is not None:
+            try:
+                object.__setattr__(self, "box", check_box(self.box, f"person {self.name!r}"))
+            except ValueError as e:
+                raise RequestError(str(e)) from e
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -378,7 +387,11 @@ def read_requests(path: str | Path) -> list[GenerationRequest]:
                 raise TypeError("each line must be a JSON object with a list of people")
             people = tuple(
                 Person(
-                    name=p["name"], faces=tuple(p["faces"]), voice=p["voice"], person_id=p.get("person_id")
+                    name=p["name"],
+                    faces=tuple(p["faces"]),
+                    voice=p["voice"],
+                    person_id=p.get("person_id"),
+                    box=None if p.get("box") is None else tuple(p["box"]),
                 )
                 for p in d["people"]
             )

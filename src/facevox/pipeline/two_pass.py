@@ -17,6 +17,7 @@ computed once per sample. Shapes: ``L`` caption tokens, ``E`` caption width, ``K
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -94,7 +95,7 @@ def encode_two_pass(
         Caption(c.hidden.to(pipe.device), c.mask.to(pipe.device), c.slot_ids.to(pipe.device))
         for c in pad_captions(raw, g.caption_length)
     )
-    faces, voices = pipe._references(checked.face_crops, checked.voices)
+    faces, voices = pipe._references(checked.face_crops, checked.voices, checked.face_boxes)
     if not req.use_faces:
         faces = faces.disabled()
     if not req.use_voices:
@@ -119,6 +120,7 @@ def two_pass_velocity(
     *,
     video_frames: int,
     audio_tokens: int,
+    video_hw: tuple[int, int] | None = None,
 ) -> tuple[Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]], list[int]]:
     """The guided velocity function for the solver and a one-element list counting model forwards.
 
@@ -132,10 +134,11 @@ def two_pass_velocity(
     dtype = next(model.parameters()).dtype
     skip = frozenset() if g.skip_block < 0 else frozenset({g.skip_block})
     faces, voices = (
-        References(latents=r.latents.to(dtype), mask=r.mask, slot_ids=r.slot_ids)
-        for r in (conditions.faces, conditions.voices)
+        dataclasses.replace(r, latents=r.latents.to(dtype)) for r in (conditions.faces, conditions.voices)
     )
-    cache_cond = model.prepare_references(faces, voices, video_frames=video_frames, audio_tokens=audio_tokens)
+    cache_cond = model.prepare_references(
+        faces, voices, video_frames=video_frames, audio_tokens=audio_tokens, video_hw=video_hw
+    )
     cache_uncond = model.prepare_references(
         faces if g.uncond_faces else None,
         voices if g.uncond_voices else None,
@@ -143,6 +146,7 @@ def two_pass_velocity(
         audio_tokens=audio_tokens,
         batch_size=1,
         skip_blocks=skip,
+        video_hw=video_hw,
     )
     forwards = [0]
 
@@ -210,7 +214,12 @@ def denoise_two_pass(
     """Integrate both streams from noise to clean latents; returns the latents and the model forwards."""
     model = pipe._on(pipe.model)
     velocity, forwards = two_pass_velocity(
-        model, conditions, cfg.two_pass, video_frames=video.shape[2], audio_tokens=audio.shape[1]
+        model,
+        conditions,
+        cfg.two_pass,
+        video_frames=video.shape[2],
+        audio_tokens=audio.shape[1],
+        video_hw=(video.shape[3], video.shape[4]),
     )
     video, audio = sample(velocity, video, audio, pipe.sampler_config(cfg, video), callback)
     pipe._off(model)

@@ -33,6 +33,9 @@ class TrainConfig:
     # latent cells per video token (t, h, w); None = the size's. A video codec with half the spatial
     # stride keeps the size's token count with twice the patch, e.g. [1, 4, 4] for the x4 tiny codec
     video_patch: tuple[int, int, int] | None = None
+    # where the face references sit in position space (models.config.DualTowerConfig.ref_position_mode);
+    # None = the size's (or the init model's). "placed" spreads each face over its box in the target
+    ref_position_mode: Literal["after", "before", "placed"] | None = None
     steps: int = 200  # optimiser steps to reach
     batch_size: int = 4  # samples per process per micro-batch
     grad_accum: int = 1  # micro-batches per optimiser step

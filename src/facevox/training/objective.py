@@ -277,7 +277,7 @@ def build_inputs(
         vm = vm & ~d_voice[:, None, None]
         f_slots = torch.where(fm.any(-1), batch.slot_ids, -1)  # (B, K)
         v_slots = torch.where(vm.any(-1), batch.slot_ids, -1)
-        faces = References(latents=fl, mask=fm, slot_ids=f_slots)
+        faces = References(latents=fl, mask=fm, slot_ids=f_slots, boxes=batch.face_boxes)
         voices = References(latents=vl, mask=vm, slot_ids=v_slots)
         present = (f_slots >= 0) | (v_slots >= 0)  # (B, K)
         tag_ok = (ctags[..., None] == batch.slot_ids[:, None, :]) & present[:, None, :]  # (B, L, K)

@@ -27,6 +27,7 @@ from facevox.data.loader import BucketSampler, LatentBatch, LatentDataset, Mixed
 from facevox.data.shards import IndexEntry, read_null_caption, read_sample
 from facevox.devices import DeviceError, check_device
 from facevox.io.atomic import atomic_write_json
+from facevox.layout import mean_face_layouts
 from facevox.models import DualTowerDiT, get_config
 from facevox.models.config import DualTowerConfig
 from facevox.release.pretrained import (
@@ -75,6 +76,16 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
+    if cfg.ref_position_mode is not None:  # positions only: no weights depend on it
+        out = dataclasses.replace(out, ref_position_mode=cfg.ref_position_mode)
+        base = dataclasses.replace(base, ref_position_mode=cfg.ref_position_mode)
+    if out.ref_position_mode == "placed":  # where this data's faces are: generation's default boxes
+        clips = [ds.path(i) for i in range(ds.sizes[0])]
+        layouts = mean_face_layouts(clips)
+        if not layouts:
+            raise TrainError(f"ref_position_mode 'placed' needs face boxes in the shards of {ds.folder}")
+        out = dataclasses.replace(out, face_layouts=layouts)
+        base = dataclasses.replace(base, face_layouts=layouts)
     if found is not None and out != base:
         want = (base.video.in_channels, base.audio.in_channels, base.text_dim, base.video.patch)
         have = (out.video.in_channels, out.audio.in_channels, out.text_dim, out.video.patch)
@@ -202,6 +213,16 @@ def build_model(cfg: TrainConfig, mcfg: DualTowerConfig, device: str | torch.dev
         model.config = dataclasses.replace(
             have, clock=mcfg.clock, rope_time_scale=mcfg.rope_time_scale, turn_embedding=mcfg.turn_embedding
         )
+    if model.config.ref_position_mode != mcfg.ref_position_mode:
+        log.warning(
+            "init=%s laid its face references out %r; this run places them %r (ref_position_mode)",
+            cfg.init,
+            model.config.ref_position_mode,
+            mcfg.ref_position_mode,
+        )
+        model.config = dataclasses.replace(model.config, ref_position_mode=mcfg.ref_position_mode)
+    if model.config.face_layouts != mcfg.face_layouts:  # a statistic of the data, not of the weights
+        model.config = dataclasses.replace(model.config, face_layouts=mcfg.face_layouts)
     if model.config != mcfg:
         raise TrainError(
             f"init weights {cfg.init} have config {model.config.name} with channels "
