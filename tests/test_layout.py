@@ -16,7 +16,7 @@ from facevox.io.media import read_av
 from facevox.layout import check_box, frame_fractions, mean_face_layouts, plan_face_boxes
 from facevox.pipeline import FacevoxPipeline, GenerationRequest, Person, RequestError
 from facevox.pipeline.pipeline import GenerateConfig
-from facevox.pipeline.request import read_requests
+from facevox.pipeline.request import parse_person, read_requests, with_boxes
 from pipeline_fixtures import make_inputs, make_pipeline_dir
 
 
@@ -106,3 +106,22 @@ def test_generation_places_the_faces(tmp_path: Path) -> None:
         request("two_pass", None), tmp_path / "out", config=GenerateConfig(steps=2, guidance="two_pass")
     )
     assert two_pass.sidecar["face_boxes"] == planned.sidecar["face_boxes"]
+
+
+def test_box_flags(tmp_path: Path) -> None:
+    (tmp_path / "f.png").write_bytes(b"x")
+    (tmp_path / "v.wav").write_bytes(b"x")
+    people = (
+        parse_person(f"alice={tmp_path / 'f.png'}:{tmp_path / 'v.wav'}"),
+        parse_person(f"bob={tmp_path / 'f.png'}:{tmp_path / 'v.wav'}"),
+    )
+    placed = with_boxes(people, ["bob=0.5,0.2,0.9,0.8"])
+    assert placed[0].box is None and placed[1].box == (0.5, 0.2, 0.9, 0.8)
+    for spec, message in (
+        ("carol=0,0,1,1", "no --person named 'carol'"),
+        ("bob=0,0,1", "expected NAME=X0,Y0,X1,Y1"),
+        ("bob=0,0,x,1", "four numbers"),
+        ("bob=0.5,0,0.1,1", "must lie in the frame"),
+    ):
+        with pytest.raises(RequestError, match=message):
+            with_boxes(people, [spec])

@@ -18,7 +18,7 @@ from safetensors import safe_open
 Box = tuple[float, float, float, float]
 
 
-def check_box(box: Sequence[float], what: str) -> Box:
+def check_box(box: Sequence[float | str], what: str) -> Box:
     """A face box as four fractions of the frame with x0 < x1 and y0 < y1; ValueError naming ``what``."""
     try:
         x0, y0, x1, y1 = (float(v) for v in box)

@@ -28,6 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME=FACE[,FACE...]:VOICE",
         help="one person: face images (several views allowed) and a voice recording; repeat per person",
     )
+    p.add_argument(
+        "--box",
+        action="append",
+        default=[],
+        metavar="NAME=X0,Y0,X1,Y1",
+        help="where NAME's face is drawn, in fractions of the frame (models that place face references; "
+        "default: the layout the model was trained on, people left to right in --person order)",
+    )
     p.add_argument("--script", help='"[alice] Hello there. [bob] Hi!" or a structured-caption JSON file')
     p.add_argument("--requests", help="requests.jsonl: a batch of requests (benchmarks)")
     p.add_argument("--out", required=True, help="output folder: NAME.mp4 + NAME.json per request")
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from facevox.pipeline import FacevoxPipeline, GenerationRequest, RequestError
     from facevox.pipeline.dreamid import DreamIDGenerateConfig, DreamIDOmniPipeline, model_family
     from facevox.pipeline.pipeline import GenerateConfig
-    from facevox.pipeline.request import parse_person, read_requests
+    from facevox.pipeline.request import parse_person, read_requests, with_boxes
     from facevox.release.recipe import RELEASE_RECIPE, is_release_folder
 
     model_folder = args.model or args.model_dir
@@ -104,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         requests = [
             GenerationRequest(
                 name=args.name,
-                people=tuple(parse_person(s) for s in args.person),
+                people=with_boxes(tuple(parse_person(s) for s in args.person), args.box),
                 script=script,
                 duration=args.duration,
                 seed=args.seed,

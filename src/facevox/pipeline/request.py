@@ -10,6 +10,7 @@ to the k-th given person. The first two are rendered with the paper's tags.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 from facevox.codecs.tags import caption_tags, slot_ids, tag_roles
 from facevox.curate.captions import appearance_words, render
-from facevox.layout import check_box
+from facevox.layout import Box, check_box
 
 
 class RequestError(ValueError):
@@ -96,6 +97,23 @@ def parse_person(spec: str) -> Person:
     if not m:
         raise RequestError(f"--person {spec!r}: expected name=face1.png[,face2.png...]:voice.wav")
     return Person(name=m[1], faces=tuple(f for f in m[2].split(",") if f), voice=m[3])
+
+
+def with_boxes(people: tuple[Person, ...], specs: list[str]) -> tuple[Person, ...]:
+    """``["alice=0.1,0.2,0.5,0.8"]`` -> the people with those face boxes (``--box``)."""
+    boxes: dict[str, Box] = {}
+    names = [p.name for p in people]
+    for spec in specs:
+        m = re.fullmatch(r"([^=]+)=([^,]+),([^,]+),([^,]+),([^,]+)", spec)
+        if not m:
+            raise RequestError(f"--box {spec!r}: expected NAME=X0,Y0,X1,Y1 (fractions of the frame)")
+        if m[1] not in names:
+            raise RequestError(f"--box {spec!r}: no --person named {m[1]!r} (people: {names})")
+        try:
+            boxes[m[1]] = check_box(m.groups()[1:], f"--box {spec!r}")
+        except ValueError as e:
+            raise RequestError(str(e)) from e
+    return tuple(dataclasses.replace(p, box=boxes[p.name]) if p.name in boxes else p for p in people)
 
 
 _TIMED_TAG = re.compile(r"\s*(\S+?)(?:\s+(-?[0-9.]+)\s*-\s*(-?[0-9.]+))?\s*")
