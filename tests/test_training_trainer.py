@@ -226,3 +226,19 @@ def test_device_and_dtype_are_honoured(shards: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="cpu or cuda"):
         train(_cfg(shards, tmp_path / "mps", "base", steps=1, device="meta"), progress=False)
     assert not (tmp_path / "cuda").exists() and not (tmp_path / "bad").exists()
+
+
+def test_placed_references_train_record_the_layout_and_carry_over(shards: Path, tmp_path: Path) -> None:
+    """A run with ref_position_mode=placed trains on the shards' face boxes, records their mean layout
+    in the model config, and a stage from it keeps both without being told."""
+    train(_cfg(shards, tmp_path / "p", "stage1", steps=3, ref_position_mode="placed"), progress=False)
+    model = DualTowerDiT.from_pretrained(tmp_path / "p" / "release" / "model")
+    assert model.config.ref_position_mode == "placed"
+    layouts = model.config.face_layouts
+    assert layouts and all(len(layout) in (0, n) for n, layout in enumerate(layouts, 1))
+    for layout in layouts:  # left to right, inside the frame
+        assert [b[0] for b in layout] == sorted(b[0] for b in layout)
+        assert all(0 <= b[0] < b[2] <= 1 and 0 <= b[1] < b[3] <= 1 for b in layout)
+    train(_cfg(shards, tmp_path / "s", "stage3", init=str(tmp_path / "p"), steps=2), progress=False)
+    after = DualTowerDiT.from_pretrained(tmp_path / "s" / "release" / "model").config
+    assert after.ref_position_mode == "placed" and after.face_layouts == layouts

@@ -30,6 +30,7 @@ from facevox.io.atomic import atomic_write_json
 from facevox.layout import mean_face_layouts
 from facevox.models import DualTowerDiT, get_config
 from facevox.models.config import DualTowerConfig
+from facevox.models.weights import read_config
 from facevox.release.pretrained import (
     PretrainedFolder,
     find_pretrained,
@@ -76,9 +77,13 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
         audio=dataclasses.replace(base.audio, in_channels=int(s.audio_mean.shape[1])),
         text_dim=int(s.caption.shape[1]),
     )
-    if cfg.ref_position_mode is not None:  # positions only: no weights depend on it
-        out = dataclasses.replace(out, ref_position_mode=cfg.ref_position_mode)
-        base = dataclasses.replace(base, ref_position_mode=cfg.ref_position_mode)
+    # positions only, no weights depend on it: the run's choice, else the init model's, else the size's
+    mode = cfg.ref_position_mode
+    if mode is None and cfg.init and found is None:
+        mode = read_config(model_dir_of(cfg.init)).ref_position_mode
+    if mode is not None:
+        out = dataclasses.replace(out, ref_position_mode=mode)
+        base = dataclasses.replace(base, ref_position_mode=mode)
     if out.ref_position_mode == "placed":  # where this data's faces are: generation's default boxes
         clips = [ds.path(i) for i in range(ds.sizes[0])]
         layouts = mean_face_layouts(clips)
