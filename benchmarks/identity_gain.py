@@ -32,11 +32,14 @@ from facevox.training.trainer import Validator, model_dir_of
 
 
 def other_people(b: LatentBatch) -> LatentBatch:
-    """Every referenced group's face views replaced by the next sample's first group (cross refs)."""
+    """Every referenced group's face views replaced by the next sample's first group (both kinds)."""
     nxt = torch.roll(torch.arange(b.size), -1)
-    lat = b.face_refs[nxt, :1].expand_as(b.face_refs).clone()
-    mask = b.face_refs_mask[nxt, :1].expand_as(b.face_refs_mask) & b.face_refs_mask.any(-1, keepdim=True)
-    return dataclasses.replace(b, face_refs=lat, face_refs_mask=mask)
+    swapped = {}
+    for name in ("face_refs", "face_refs_self"):
+        lat, mask = getattr(b, name), getattr(b, name + "_mask")
+        swapped[name] = lat[nxt, :1].expand_as(lat).clone()
+        swapped[name + "_mask"] = mask[nxt, :1].expand_as(mask) & mask.any(-1, keepdim=True)
+    return dataclasses.replace(b, **swapped)
 
 
 def face_losses(model: DualTowerDiT, val: Validator, objective: ObjectiveConfig) -> dict[str, float]:
@@ -67,6 +70,12 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=8, help="fixed batches (default 8)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--shift", type=float, default=3.0, help="noise-level shift of the sigma draw (default 3)")
+    p.add_argument(
+        "--references",
+        choices=["cross", "self"],
+        default="cross",
+        help="other clips of the person (default; what generation gives) or the window's own middle frame",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args()
@@ -75,7 +84,8 @@ def main() -> None:
         data=args.data, val_split=args.split, batch_size=args.batch_size, val_batches=args.batches
     )
     cfg = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, shift=args.shift))
-    val = Validator(cfg, get_strategy("stage3"), read_null_caption(args.data))
+    strategy = get_strategy("stage3" if args.references == "cross" else "stage2")
+    val = Validator(cfg, strategy, read_null_caption(args.data))
     if not val.batches:
         raise SystemExit(f"no {args.split!r} samples in {args.data}")
     rows = []

@@ -3,6 +3,7 @@
     .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
     .venv/bin/python scripts/ship_model.py runs/id --identity-phase (after train_identity_phase.sh)
     .venv/bin/python scripts/ship_model.py runs/id --add-run identity_full (one more run from the shipped model)
+    .venv/bin/python scripts/ship_model.py runs/id --scratch runs/placed/tiny (one run from random weights)
 
 ``--identity-phase`` ships the last of RUN/train/identity_{self,cross,cross2} instead, continuing the shipped model's
 PROVENANCE.json: its stages gain the two identity runs, and ``identity_phase`` records their world
@@ -155,6 +156,44 @@ def ship_added_run(train: Path, name: str, commit: str) -> None:
     print(f"wrote {DEST}")
 
 
+def ship_scratch_run(run: Path, world: Path, commit: str) -> None:
+    """Ship RUN, one run from random weights (clips, optionally photos), with a PROVENANCE.json of its
+    own: nothing of the model shipped before is kept."""
+    release = run / "release" / "model" / "model.safetensors"
+    if not release.is_file():
+        raise SystemExit(f"no finished run at {release}")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    if cfg["init"]:
+        raise SystemExit(f"{run} started from {cfg['init']}: --scratch ships runs from random weights")
+    encode = json.loads((Path(cfg["data"]) / "encode.json").read_text())
+    photos = None
+    if cfg.get("photos"):
+        photo_encode = json.loads((Path(cfg["photos"]) / "encode.json").read_text())
+        if photo_encode["codec_fingerprints"] != encode["codec_fingerprints"]:
+            raise SystemExit(f"{cfg['photos']} was encoded with other codecs than {cfg['data']}")
+        photos = {
+            "shards": cfg["photos"],
+            "counts": photo_encode.get("counts"),
+            "share": cfg.get("photo_share"),
+        }
+    provenance = {
+        "made_by": f"facevox train {cfg['data']} --out {run} (config below), then scripts/ship_model.py --scratch",
+        "world": yaml.safe_load((world / "config.yaml").read_text()),
+        "shards": encode["counts"],
+        "photos": photos,
+        "codec_fingerprints": encode["codec_fingerprints"],
+        "stages": [stage_record(run)],
+        "commit": commit,
+        "date": date.today().isoformat(),
+    }
+    pipeline = json.loads((run / "release" / "pipeline.json").read_text())
+    pipeline["trained_with"] = {k: v for k, v in pipeline.get("trained_with", {}).items() if k != "data"}
+    shutil.copyfile(release, DEST / "model.safetensors")
+    (DEST / "pipeline.json").write_text(json.dumps(pipeline, indent=1) + "\n")
+    (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    print(f"wrote {DEST}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run", type=Path, help="RUN folder: RUN/train/{base,stage1,stage2,stage3}, RUN/world")
@@ -167,9 +206,15 @@ def main() -> None:
     p.add_argument(
         "--add-run", metavar="NAME", help="ship RUN/train/NAME, trained from the shipped model (see above)"
     )
+    p.add_argument(
+        "--scratch", type=Path, metavar="RUN_DIR", help="ship one run from random weights (see above)"
+    )
     args = p.parse_args()
     train, world = args.train or args.run / "train", args.world or args.run / "world"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    if args.scratch:
+        ship_scratch_run(args.scratch, world, commit.strip())
+        return
     if args.add_run:
         ship_added_run(train, args.add_run, commit.strip())
         return

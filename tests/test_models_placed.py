@@ -21,11 +21,11 @@ def _boxes(batch: int, slots: int) -> torch.Tensor:
 
 
 def test_views_span_their_box_on_the_target_grid() -> None:
-    """A 4x4 view over a box of 4x4 target tokens lands exactly on those tokens' (h, w)."""
+    """A 4x4 view over a box of 4x4 target tokens lands exactly on those tokens' (h, w) (margin 0)."""
     slots = torch.tensor([[0, 1]])
     boxes = torch.tensor([[[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5]]])
     pos = video_reference_positions(
-        slots, 2, (4, 4), target_frames=3, gap=4, mode="placed", boxes=boxes, target_hw=(8, 8)
+        slots, 2, (4, 4), target_frames=3, gap=4, mode="placed", boxes=boxes, target_hw=(8, 8), margin=0.0
     ).reshape(2, 2, 4, 4, 3)  # (K, V, h, w, (t, h, w))
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
     torch.testing.assert_close(pos[0, :, :, :, 1], (rows + 4).expand(2, 4, 4))
@@ -43,8 +43,29 @@ def test_views_span_their_box_on_the_target_grid() -> None:
         mode="placed",
         boxes=boxes[:, :1] / 2,
         target_hw=(8, 8),
+        margin=0.0,
     ).reshape(4, 4, 3)
     assert small[:, 0, 1].tolist() == pytest.approx([1.75, 2.25, 2.75, 3.25])
+
+
+def test_views_show_the_grown_square_a_face_crop_shows() -> None:
+    """A crop is the face box grown by the margin on each side, padded square: a 2x4-token box with
+    margin 0.25 is shown by a view spanning 6x6 tokens about the box's centre."""
+    boxes = torch.tensor([[[0.25, 0.25, 0.75, 0.5]]])  # on an 8x8 grid: rows 2-4, columns 2-6
+    pos = video_reference_positions(
+        torch.tensor([[0]]),
+        1,
+        (3, 3),
+        target_frames=1,
+        gap=4,
+        mode="placed",
+        boxes=boxes,
+        target_hw=(8, 8),
+        margin=0.25,
+    ).reshape(3, 3, 3)
+    # centre (row 3, column 4) in cell units, half side 4 * 0.75 = 3: cell centres at -2, 0, +2 around it
+    assert pos[:, 0, 1].tolist() == pytest.approx([0.5, 2.5, 4.5])
+    assert pos[0, :, 2].tolist() == pytest.approx([1.5, 3.5, 5.5])
 
 
 def test_padding_groups_need_no_box_and_missing_boxes_are_refused() -> None:

@@ -76,6 +76,9 @@ class DualTowerConfig:
     #              that slot's face is drawn in the target (References.boxes), so a reference token and
     #              the target tokens at the same place in the face share their spatial position.
     ref_position_mode: Literal["after", "before", "placed"] = "after"
+    # "placed": a face view shows its face box grown by this much of the box's size on each side,
+    # padded square (curation's and generation's face crops: facevox.data.references.face_crop_at)
+    ref_view_margin: float = 0.25
     video_ref_slot_gap: int = 4  # token frames per face slot (>= views per slot)
     # where the training windows' faces were, by number of people: face_layouts[n - 1] holds the mean
     # boxes (x0, y0, x1, y1, fractions of the frame) of n-person windows, left to right; generation

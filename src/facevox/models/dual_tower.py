@@ -135,6 +135,7 @@ class DualTowerDiT(nn.Module):
             mode=cfg.ref_position_mode,
             boxes=r.boxes,
             target_hw=target_hw,
+            margin=cfg.ref_view_margin,
         )
         return (
             rearrange(tok, "b k n d -> b (k n) d"),

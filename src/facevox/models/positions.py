@@ -11,11 +11,11 @@ never confused with generated frames or with each other, and reordering the K gr
   ``T + k * video_gap + v`` keeping its own (h, w) grid; voice frame i of slot k at audio index
   ``A + k * audio_gap + i`` with ``A`` = ``audio_start`` or the target length.
 - ``before`` (ID-LoRA-style ablation): frame ``-(k + 1) * gap + v`` / index ``-(k + 1) * gap + i``.
-- ``placed``: ``after`` on the time axis; a face view's (h, w) grid is spread over the box where slot
-  k's face is drawn in the target token grid (cell centres at ``y0 * H + (i + 0.5) * (y1 - y0) * H / h
-  - 0.5``), so the reference token and the target tokens at the same place in the face are at the
-  same spatial position and attention can read a face across by position, not by search. Voices as
-  ``after``.
+- ``placed``: ``after`` on the time axis; a face view's (h, w) grid is spread over the square it shows
+  in the target token grid: slot k's face box, grown by the crop margin on each side and squared about
+  its centre, as curation crops a face reference. The reference token and the target tokens at the
+  same place in the face then share their spatial position, and attention can read a face across by
+  position, not by search. Voices as ``after``.
 """
 
 from __future__ import annotations
@@ -48,9 +48,11 @@ def _slot_base(slot_ids: Tensor, start: int, gap: int, mode: PositionMode) -> Te
 
 
 def _placed_grid(
-    boxes: Tensor, slot_ids: Tensor, grid_hw: tuple[int, int], target_hw: tuple[int, int]
+    boxes: Tensor, slot_ids: Tensor, grid_hw: tuple[int, int], target_hw: tuple[int, int], margin: float
 ) -> tuple[Tensor, Tensor]:
-    """(B, K, h) rows and (B, K, w) columns of each group's view grid spread over its face box.
+    """(B, K, h) rows and (B, K, w) columns of each group's view grid, spread over the square the
+    view shows in the target: the face box grown by ``margin`` of its size on each side, squared about
+    its centre (a face crop is the box grown so, padded square; token cells are square in pixels).
 
     ``boxes`` (B, K, 4) in fractions of the frame; padding groups (slot -1) may hold anything.
     """
@@ -63,10 +65,12 @@ def _placed_grid(
     b = torch.where(valid[..., None], boxes, torch.tensor([0.0, 0.0, 1.0, 1.0], device=boxes.device))
     h, w = grid_hw
     H, W = target_hw
-    i = (torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5) / h  # (h,)
-    j = (torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5) / w  # (w,)
-    rows = (b[..., 1:2] + i * (b[..., 3:4] - b[..., 1:2])) * H - 0.5  # (B, K, h)
-    cols = (b[..., 0:1] + j * (b[..., 2:3] - b[..., 0:1])) * W - 0.5  # (B, K, w)
+    cy, cx = (b[..., 1] + b[..., 3]) * H / 2, (b[..., 0] + b[..., 2]) * W / 2  # (B, K) token units
+    half = torch.maximum((b[..., 3] - b[..., 1]) * H, (b[..., 2] - b[..., 0]) * W) * (0.5 + margin)  # (B, K)
+    i = (torch.arange(h, device=boxes.device, dtype=torch.float32) + 0.5) / h * 2 - 1  # (h,) in (-1, 1)
+    j = (torch.arange(w, device=boxes.device, dtype=torch.float32) + 0.5) / w * 2 - 1  # (w,)
+    rows = cy[..., None] + i * half[..., None] - 0.5  # (B, K, h)
+    cols = cx[..., None] + j * half[..., None] - 0.5  # (B, K, w)
     return rows, cols
 
 
@@ -80,6 +84,7 @@ def video_reference_positions(
     mode: PositionMode,
     boxes: Tensor | None = None,
     target_hw: tuple[int, int] | None = None,
+    margin: float = 0.0,
 ) -> Tensor:
     """Face-reference positions (B, K*V*h*w, 3) for groups (B, K) of V single-frame views of (h, w)
     tokens; ``placed`` also needs ``boxes`` (B, K, 4) and the target's token grid ``target_hw``."""
@@ -93,7 +98,9 @@ def video_reference_positions(
     if mode == "placed":
         if boxes is None or target_hw is None:
             raise ValueError("ref_position_mode 'placed' needs the face boxes and the target's token grid")
-        rows, cols = _placed_grid(boxes.to(device=device, dtype=torch.float32), slot_ids, grid_hw, target_hw)
+        rows, cols = _placed_grid(
+            boxes.to(device=device, dtype=torch.float32), slot_ids, grid_hw, target_hw, margin
+        )
     else:
         rows = repeat(torch.arange(h, device=device, dtype=torch.float32), "h -> b k h", b=B, k=K)
         cols = repeat(torch.arange(w, device=device, dtype=torch.float32), "w -> b k w", b=B, k=K)

@@ -78,12 +78,13 @@ def model_config_for(cfg: TrainConfig, ds: LatentDataset) -> DualTowerConfig:
         text_dim=int(s.caption.shape[1]),
     )
     # positions only, no weights depend on it: the run's choice, else the init model's, else the size's
-    mode = cfg.ref_position_mode
-    if mode is None and cfg.init and found is None:
-        mode = read_config(model_dir_of(cfg.init)).ref_position_mode
+    mode, margin = cfg.ref_position_mode, base.ref_view_margin
+    if cfg.init and found is None:
+        init_cfg = read_config(model_dir_of(cfg.init))
+        mode, margin = mode or init_cfg.ref_position_mode, init_cfg.ref_view_margin
     if mode is not None:
-        out = dataclasses.replace(out, ref_position_mode=mode)
-        base = dataclasses.replace(base, ref_position_mode=mode)
+        out = dataclasses.replace(out, ref_position_mode=mode, ref_view_margin=margin)
+        base = dataclasses.replace(base, ref_position_mode=mode, ref_view_margin=margin)
     if out.ref_position_mode == "placed":  # where this data's faces are: generation's default boxes
         clips = [ds.path(i) for i in range(ds.sizes[0])]
         layouts = mean_face_layouts(clips)
