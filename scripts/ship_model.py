@@ -3,6 +3,8 @@
     .venv/bin/python scripts/ship_model.py runs/shipped            (the folder train_shipped_model.sh used)
     .venv/bin/python scripts/ship_model.py runs/id --identity-phase (after train_identity_phase.sh)
     .venv/bin/python scripts/ship_model.py runs/id --add-run identity_full (one more run from the shipped model)
+    .venv/bin/python scripts/ship_model.py runs/placed --train runs/placed --add-run ship_self --add-run ship_cross
+        (a chain of runs: the first from the shipped model, each next from the one before)
     .venv/bin/python scripts/ship_model.py runs/id --scratch runs/placed/tiny (one run from random weights)
 
 ``--identity-phase`` ships the last of RUN/train/identity_{self,cross,cross2} instead, continuing the shipped model's
@@ -128,29 +130,36 @@ def ship_identity_phase(train: Path, world: Path, commit: str) -> None:
     print(f"wrote {DEST}")
 
 
-def ship_added_run(train: Path, name: str, commit: str) -> None:
-    """Ship RUN/train/NAME, a run trained from the shipped model, appending it to the shipped
-    PROVENANCE.json's stages and identity phase (shipping the same run again replaces its record)."""
-    run = train / name
-    release = run / "release" / "model" / "model.safetensors"
+def ship_added_runs(runs: list[Path], commit: str) -> None:
+    """Ship the last of RUNS, a chain of runs from the shipped model (the first starts from it, each next
+    from the one before), appending them to the shipped PROVENANCE.json's stages and identity phase
+    (shipping the same chain again replaces its records)."""
+    release = runs[-1] / "release" / "model" / "model.safetensors"
     if not release.is_file():
         raise SystemExit(f"no finished run at {release}")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfgs = [yaml.safe_load((run / "config.yaml").read_text()) for run in runs]
     provenance = json.loads((DEST / "PROVENANCE.json").read_text())
     phase = provenance.get("identity_phase")
     if phase is None:
         raise SystemExit(
             "the shipped model has no identity phase to continue (ship it with --identity-phase)"
         )
-    check_continues_shipped(cfg, provenance, str(run))
-    if name in phase["runs"]:  # shipped again: drop its earlier record (it is the last one)
-        if phase["runs"][-1] != name:
-            raise SystemExit(f"{name} is shipped already and is not the last run; ship from its successor")
+    check_continues_shipped(cfgs[0], provenance, str(runs[0]))
+    for prev, run, cfg in zip(runs, runs[1:], cfgs[1:], strict=False):
+        if Path(cfg["init"]).resolve() not in (prev.resolve(), (prev / "release").resolve()):
+            raise SystemExit(f"{run} started from {cfg['init']}, not from {prev}")
+    names = [run.name for run in runs]
+    while phase["runs"] and phase["runs"][-1] in names:  # shipped again: drop the earlier records
         phase["runs"].pop()
         provenance["stages"].pop()
-    provenance["stages"].append(stage_record(run))
-    phase["runs"].append(name)
-    phase.setdefault("added", {})[name] = {"commit": commit, "date": date.today().isoformat()}
+    for run, name in zip(runs, names, strict=True):
+        provenance["stages"].append(stage_record(run))
+        phase["runs"].append(name)
+        phase.setdefault("added", {})[name] = {
+            "commit": commit,
+            "date": date.today().isoformat(),
+            "run": str(run),
+        }
     shutil.copyfile(release, DEST / "model.safetensors")
     (DEST / "PROVENANCE.json").write_text(json.dumps(provenance, indent=1) + "\n")
     print(f"wrote {DEST}")
@@ -204,7 +213,11 @@ def main() -> None:
         "--identity-phase", action="store_true", help="ship the identity phase's last run (see above)"
     )
     p.add_argument(
-        "--add-run", metavar="NAME", help="ship RUN/train/NAME, trained from the shipped model (see above)"
+        "--add-run",
+        metavar="NAME",
+        action="append",
+        help="ship RUN/train/NAME, trained from the shipped model (see above); repeated: a chain of runs, "
+        "each from the one before, the last shipped",
     )
     p.add_argument(
         "--scratch", type=Path, metavar="RUN_DIR", help="ship one run from random weights (see above)"
@@ -216,7 +229,7 @@ def main() -> None:
         ship_scratch_run(args.scratch, world, commit.strip())
         return
     if args.add_run:
-        ship_added_run(train, args.add_run, commit.strip())
+        ship_added_runs([train / name for name in args.add_run], commit.strip())
         return
     if args.identity_phase:
         ship_identity_phase(train, world, commit.strip())
