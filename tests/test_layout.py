@@ -3,6 +3,7 @@ generation with a model that places its face references on them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -102,6 +103,12 @@ def test_generation_places_the_faces(tmp_path: Path) -> None:
     assert np.abs(a - b).mean() > 0.5  # where alice's face goes is part of the conditions
     again = pipe(request("again", None), tmp_path / "out", config=cfg)
     assert np.abs(read_av(again.video_path).video.astype(int) - a).mean() < 1.0
+    floor = pipe(
+        dataclasses.replace(request("floor", None), use_faces=False, use_voices=False),
+        tmp_path / "out",
+        config=cfg,
+    )
+    assert "face_boxes" not in floor.sidecar  # no face references, nothing placed
     two_pass = pipe(
         request("two_pass", None), tmp_path / "out", config=GenerateConfig(steps=2, guidance="two_pass")
     )

@@ -748,7 +748,12 @@ class FacevoxPipeline:
             "caption": checked.caption,
             "caption_text": conditions.caption_text,
             "turns": checked.turns,
-            **({} if checked.face_boxes is None else {"face_boxes": [list(b) for b in checked.face_boxes]}),
+            # the boxes the faces were placed on (models that place their face references, faces used)
+            **(
+                {"face_boxes": [list(b) for b in checked.face_boxes]}
+                if checked.face_boxes is not None and req.use_faces
+                else {}
+            ),
         }
 
     @torch.no_grad()
