@@ -16,6 +16,7 @@ windows of one person share a batch (12 held-out people): that can only shrink t
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -46,12 +47,9 @@ def face_losses(model: DualTowerDiT, val: Validator, objective: ObjectiveConfig)
     """Mean loss inside the face boxes with own / another person's / no face references."""
     own = val._per_sample(model, objective)[2]
     none = val._per_sample(model, dataclasses.replace(objective, drop_faces=1.0))[2]
-    kept = val.batches
-    val.batches = [other_people(b) for b in kept]
-    try:
-        other = val._per_sample(model, objective)[2]
-    finally:
-        val.batches = kept
+    swapped = copy.copy(val)  # the same validator on batches whose faces are other people's
+    swapped.batches = [other_people(b) for b in val.batches]
+    other = swapped._per_sample(model, objective)[2]
     ok = ~torch.isnan(own)
     return {
         "face_own": float(own[ok].mean()),

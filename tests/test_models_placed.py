@@ -20,13 +20,17 @@ def _boxes(batch: int, slots: int) -> torch.Tensor:
     return out
 
 
+def _placed(slots: list[int], grid: int, boxes: torch.Tensor, **kw: object) -> torch.Tensor:
+    """video_reference_positions in placed mode on an 8x8 target grid, one view per slot unless told."""
+    args: dict = {"target_frames": 3, "gap": 4, "mode": "placed", "boxes": boxes, "target_hw": (8, 8), **kw}
+    views = args.pop("views", 1)
+    return video_reference_positions(torch.tensor([slots]), views, (grid, grid), **args)
+
+
 def test_views_span_their_box_on_the_target_grid() -> None:
     """A 4x4 view over a box of 4x4 target tokens lands exactly on those tokens' (h, w) (margin 0)."""
-    slots = torch.tensor([[0, 1]])
     boxes = torch.tensor([[[0.25, 0.5, 0.75, 1.0], [0.0, 0.0, 0.5, 0.5]]])
-    pos = video_reference_positions(
-        slots, 2, (4, 4), target_frames=3, gap=4, mode="placed", boxes=boxes, target_hw=(8, 8), margin=0.0
-    ).reshape(2, 2, 4, 4, 3)  # (K, V, h, w, (t, h, w))
+    pos = _placed([0, 1], 4, boxes, views=2, margin=0.0).reshape(2, 2, 4, 4, 3)  # (K, V, h, w, (t, h, w))
     rows, cols = torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="ij")
     torch.testing.assert_close(pos[0, :, :, :, 1], (rows + 4).expand(2, 4, 4))
     torch.testing.assert_close(pos[0, :, :, :, 2], (cols + 2).expand(2, 4, 4))
@@ -34,17 +38,7 @@ def test_views_span_their_box_on_the_target_grid() -> None:
     # time as "after": slot k's view v at frame T + k * gap + v
     assert pos[0, :, 0, 0, 0].tolist() == [3.0, 4.0] and pos[1, :, 0, 0, 0].tolist() == [7.0, 8.0]
     # a box half the size squeezes the same 4x4 view into 2x2 tokens' span
-    small = video_reference_positions(
-        slots[:, :1],
-        1,
-        (4, 4),
-        target_frames=3,
-        gap=4,
-        mode="placed",
-        boxes=boxes[:, :1] / 2,
-        target_hw=(8, 8),
-        margin=0.0,
-    ).reshape(4, 4, 3)
+    small = _placed([0], 4, boxes[:, :1] / 2, margin=0.0).reshape(4, 4, 3)
     assert small[:, 0, 1].tolist() == pytest.approx([1.75, 2.25, 2.75, 3.25])
 
 
@@ -52,17 +46,7 @@ def test_views_show_the_grown_square_a_face_crop_shows() -> None:
     """A crop is the face box grown by the margin on each side, padded square: a 2x4-token box with
     margin 0.25 is shown by a view spanning 6x6 tokens about the box's centre."""
     boxes = torch.tensor([[[0.25, 0.25, 0.75, 0.5]]])  # on an 8x8 grid: rows 2-4, columns 2-6
-    pos = video_reference_positions(
-        torch.tensor([[0]]),
-        1,
-        (3, 3),
-        target_frames=1,
-        gap=4,
-        mode="placed",
-        boxes=boxes,
-        target_hw=(8, 8),
-        margin=0.25,
-    ).reshape(3, 3, 3)
+    pos = _placed([0], 3, boxes, target_frames=1, margin=0.25).reshape(3, 3, 3)
     # centre (row 3, column 4) in cell units, half side 4 * 0.75 = 3: cell centres at -2, 0, +2 around it
     assert pos[:, 0, 1].tolist() == pytest.approx([0.5, 2.5, 4.5])
     assert pos[0, :, 2].tolist() == pytest.approx([1.5, 3.5, 5.5])
@@ -71,28 +55,10 @@ def test_views_show_the_grown_square_a_face_crop_shows() -> None:
 def test_padding_groups_need_no_box_and_missing_boxes_are_refused() -> None:
     boxes = torch.full((1, 2, 4), float("nan"))
     boxes[0, 0] = torch.tensor([0.1, 0.1, 0.5, 0.5])
-    pos = video_reference_positions(
-        torch.tensor([[0, -1]]),
-        1,
-        (4, 4),
-        target_frames=3,
-        gap=4,
-        mode="placed",
-        boxes=boxes,
-        target_hw=(8, 8),
-    )
+    pos = _placed([0, -1], 4, boxes)
     assert torch.isfinite(pos).all()
     with pytest.raises(ValueError, match="face box for every referenced person"):
-        video_reference_positions(
-            torch.tensor([[0, 1]]),
-            1,
-            (4, 4),
-            target_frames=3,
-            gap=4,
-            mode="placed",
-            boxes=boxes,
-            target_hw=(8, 8),
-        )
+        _placed([0, 1], 4, boxes)
     with pytest.raises(ValueError, match="needs the face boxes"):
         video_reference_positions(torch.tensor([[0]]), 1, (4, 4), target_frames=3, gap=4, mode="placed")
 
