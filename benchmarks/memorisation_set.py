@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from facevox.evaluation.benchmark import build_benchmark
+from facevox.io.atomic import atomic_write_text
 
 
 def main() -> None:
@@ -55,8 +56,8 @@ def main() -> None:
             clip = real / f"{r['name']}.{ext}"
             if not clip.exists():
                 clip.symlink_to((bench / "real" / f"{r['name']}.{ext}").resolve())
-    (shards / "index.jsonl").write_text("".join(lines))
-    (args.out / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    atomic_write_text(shards / "index.jsonl", "".join(lines))
+    atomic_write_text(args.out / "requests.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
     people = sum(len(r["people"]) for r in keep)
     print(f"{len(keep)} windows, {people} people -> {args.out}")
 
