@@ -3,7 +3,8 @@ benchmark requests, real clips and references of those clips, for benchmarks/mem
 
 Writes under ``--out``: ``shards/`` (the chosen windows' index lines, sample files linked, split
 train), ``bench/`` (``build_benchmark`` of the world's training clips: requests.jsonl, real/, refs/)
-and ``requests.jsonl`` + ``real/`` holding the chosen clips only.
+and ``requests.jsonl`` + ``real/`` holding the chosen clips only, beside ``refs`` (a link to
+``bench/refs``): a benchmark folder as ``scripts/sample_and_score.sh`` reads one.
 
     python benchmarks/memorisation_set.py --world runs/id/world --shards runs/id/shards_fb --windows 32 --out runs/memo/set32
 """
@@ -57,6 +58,8 @@ def main() -> None:
             if not clip.exists():
                 clip.symlink_to((bench / "real" / f"{r['name']}.{ext}").resolve())
     atomic_write_text(shards / "index.jsonl", "".join(lines))
+    if not (args.out / "refs").exists():
+        (args.out / "refs").symlink_to("bench/refs")
     atomic_write_text(args.out / "requests.jsonl", "".join(json.dumps(r) + "\n" for r in keep))
     people = sum(len(r["people"]) for r in keep)
     print(f"{len(keep)} windows, {people} people -> {args.out}")
